@@ -1,0 +1,256 @@
+//! The pull-consume loop every Beacon consumer runs: batch up deliveries, let the caller decide,
+//! carry out the decisions.
+//!
+//! Guarantees: a message is acked only after the handler returned `Ack` for it (so only after its
+//! effects are stored); a message the handler cannot process is copied to the dead-letter stream
+//! before it is terminated; on shutdown the batch in hand is finished and nothing more is pulled.
+//! Everything else is redelivered by JetStream after `ack_wait`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letter::DeadLetterer;
+
+/// How a consumer pulls, batches and retries.
+#[derive(Debug, Clone)]
+pub struct ConsumerPolicy {
+    /// Most messages handed to the handler at once.
+    pub max_batch: usize,
+    /// How long to wait for a batch to fill once its first message arrived.
+    pub linger: Duration,
+    /// Time JetStream waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Deliveries after which a message that still fails goes to the dead-letter stream.
+    pub max_deliver: i64,
+    /// Most unacknowledged messages outstanding across all processes sharing the consumer.
+    pub max_ack_pending: i64,
+    /// First retry delay; doubled for each further delivery up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for ConsumerPolicy {
+    fn default() -> Self {
+        Self {
+            max_batch: 500,
+            linger: Duration::from_millis(50),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 10,
+            max_ack_pending: 10_000,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConsumerPolicy {
+    /// Delay before the next delivery of a message that failed on its `delivered`-th delivery.
+    pub fn retry_delay(&self, delivered: i64) -> Duration {
+        let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        self.retry_base.saturating_mul(1 << doublings).min(self.retry_max)
+    }
+}
+
+/// What the handler wants done with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Its effects are stored: acknowledge.
+    Ack,
+    /// A transient failure: deliver again after a delay that grows with each delivery
+    /// (dead-lettered once `max_deliver` deliveries have failed).
+    Retry { reason: String },
+    /// It can never be processed: copy to the dead-letter stream with the reason, then terminate.
+    DeadLetter { reason: String },
+}
+
+/// One delivered message.
+pub struct Delivery {
+    message: jetstream::Message,
+    /// Position in the events stream (stable across redeliveries).
+    pub stream_sequence: u64,
+    /// 1 on first delivery, then 2, 3, …
+    pub delivered: i64,
+}
+
+impl Delivery {
+    fn new(message: jetstream::Message) -> Self {
+        let (stream_sequence, delivered) =
+            message.info().map(|info| (info.stream_sequence, info.delivered)).unwrap_or((0, 1));
+        Self { message, stream_sequence, delivered }
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.message.message.payload
+    }
+
+    pub fn subject(&self) -> &str {
+        self.message.message.subject.as_str()
+    }
+
+    /// Tells JetStream work on this message is still going on (resets its ack timer).
+    pub async fn in_progress(&self) {
+        if let Err(e) = self.message.ack_with(AckKind::Progress).await {
+            tracing::warn!(error = %e, "cannot send in-progress");
+        }
+    }
+}
+
+/// The caller's policy: decides per message; `decisions[i]` belongs to `batch[i]`.
+pub trait BatchHandler: Send + Sync {
+    fn handle(&self, batch: &[Delivery]) -> impl Future<Output = Vec<Decision>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("cannot start pulling: {0}")]
+    Start(String),
+    #[error("message stream failed: {0}")]
+    Stream(String),
+    #[error("message stream ended")]
+    Ended,
+}
+
+/// Pulls and processes until `shutdown` is cancelled (then returns `Ok`) or the message stream
+/// fails for good (then returns the error, and the caller decides whether to start again).
+pub async fn run_consumer<H: BatchHandler>(
+    consumer: &PullConsumer,
+    name: &str,
+    policy: &ConsumerPolicy,
+    handler: &H,
+    dead_letters: &DeadLetterer,
+    shutdown: &CancellationToken,
+) -> Result<(), ConsumeError> {
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(policy.max_batch)
+        .expires(Duration::from_secs(30))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| ConsumeError::Start(e.to_string()))?;
+    let mut batch = Vec::with_capacity(policy.max_batch);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        match first {
+            None => return Err(ConsumeError::Ended),
+            Some(Err(e)) => {
+                if is_terminal(&e) {
+                    return Err(ConsumeError::Stream(e.to_string()));
+                }
+                tracing::warn!(consumer = name, error = %e, "transient pull error");
+                continue;
+            }
+            Some(Ok(message)) => batch.push(Delivery::new(message)),
+        }
+        let deadline = tokio::time::Instant::now() + policy.linger;
+        while batch.len() < policy.max_batch {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(Ok(message))) => batch.push(Delivery::new(message)),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(consumer = name, error = %e, "pull error while filling a batch");
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        process_batch(name, policy, handler, dead_letters, &batch).await;
+        batch.clear();
+    }
+}
+
+fn is_terminal(e: &async_nats::jetstream::consumer::pull::MessagesError) -> bool {
+    use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
+    matches!(e.kind(), K::ConsumerDeleted | K::NoResponders)
+}
+
+async fn process_batch<H: BatchHandler>(
+    name: &str,
+    policy: &ConsumerPolicy,
+    handler: &H,
+    dead_letters: &DeadLetterer,
+    batch: &[Delivery],
+) {
+    let started = Instant::now();
+    let mut decisions = handler.handle(batch).await;
+    if decisions.len() != batch.len() {
+        tracing::error!(consumer = name, "handler returned {} decisions for {} messages", decisions.len(), batch.len());
+        decisions.resize(batch.len(), Decision::Retry { reason: "handler returned no decision".into() });
+    }
+    metrics::histogram!("beacon_consumer_batch_seconds", "consumer" => name.to_string())
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("beacon_consumer_batch_size", "consumer" => name.to_string()).record(batch.len() as f64);
+
+    for (delivery, decision) in batch.iter().zip(decisions) {
+        let outcome = apply(policy, dead_letters, delivery, decision).await;
+        metrics::counter!("beacon_consumer_messages_total", "consumer" => name.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+}
+
+async fn apply(policy: &ConsumerPolicy, dead_letters: &DeadLetterer, delivery: &Delivery, decision: Decision) -> &'static str {
+    let message = &delivery.message;
+    let (kind, outcome) = match decision {
+        Decision::Ack => (AckKind::Ack, "ack"),
+        Decision::Retry { reason } if delivery.delivered >= policy.max_deliver => {
+            let reason = format!("failed {} deliveries; last error: {reason}", delivery.delivered);
+            dead_letter(policy, dead_letters, delivery, &reason).await
+        }
+        Decision::Retry { reason } => {
+            let delay = policy.retry_delay(delivery.delivered);
+            tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, ?delay, %reason, "will retry");
+            (AckKind::Nak(Some(delay)), "retry")
+        }
+        Decision::DeadLetter { reason } => dead_letter(policy, dead_letters, delivery, &reason).await,
+    };
+    if let Err(e) = message.ack_with(kind).await {
+        // The message will simply be redelivered after ack_wait; handlers are idempotent.
+        tracing::warn!(seq = delivery.stream_sequence, error = %e, "cannot send ack");
+    }
+    outcome
+}
+
+async fn dead_letter(
+    policy: &ConsumerPolicy,
+    dead_letters: &DeadLetterer,
+    delivery: &Delivery,
+    reason: &str,
+) -> (AckKind, &'static str) {
+    match dead_letters.send(delivery, reason).await {
+        Ok(()) => {
+            tracing::warn!(seq = delivery.stream_sequence, %reason, "dead-lettered");
+            (AckKind::Term, "dead_letter")
+        }
+        Err(e) => {
+            tracing::error!(seq = delivery.stream_sequence, error = %e, "cannot dead-letter; will retry");
+            (AckKind::Nak(Some(policy.retry_delay(delivery.delivered))), "retry")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_cap() {
+        let p = ConsumerPolicy {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..ConsumerPolicy::default()
+        };
+        assert_eq!(p.retry_delay(1), Duration::from_millis(100));
+        assert_eq!(p.retry_delay(2), Duration::from_millis(200));
+        assert_eq!(p.retry_delay(4), Duration::from_millis(800));
+        assert_eq!(p.retry_delay(5), Duration::from_secs(1));
+        assert_eq!(p.retry_delay(1000), Duration::from_secs(1));
+        assert_eq!(p.retry_delay(0), Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,20 @@
+//! JetStream mechanics for Beacon: the stream/consumer topology, durable publishing, and the one
+//! pull-consume loop every consumer runs.
+//!
+//! Pure mechanism: this crate decides nothing about events. A consumer hands the loop a
+//! [`BatchHandler`]; the handler says what each message deserves ([`Decision`]) and the loop carries
+//! it out (ack, nak with a growing delay, dead-letter with the reason).
+
+mod consume;
+mod dead_letter;
+mod lag;
+mod publish;
+mod topology;
+
+pub use consume::{BatchHandler, ConsumeError, ConsumerPolicy, Decision, Delivery, run_consumer};
+pub use dead_letter::{DEAD_LETTER_CONSUMER, DEAD_LETTER_REASON, DEAD_LETTER_STREAM_SEQ, DeadLetterer};
+pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
+pub use publish::{PublishError, Publisher};
+pub use topology::{ConsumerKind, StreamSettings, Topology, TopologyError, ensure_topology};
+
+pub use async_nats;

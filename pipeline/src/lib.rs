@@ -1,0 +1,9 @@
+//! Beacon's pure logic: how a raw hit becomes an enriched event, and how events fold into rollups.
+//!
+//! No I/O and no async here; the clock and every secret are passed in, so all of it is unit tested.
+
+pub mod bucket;
+pub mod domain;
+pub mod rollup;
+pub mod url_parts;
+pub mod visitor;

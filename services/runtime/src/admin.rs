@@ -1,0 +1,48 @@
+//! `/healthz`, `/readyz` and `/metrics`: merged into the collector's and API's routers, and served
+//! alone on the archiver's and aggregator's admin listener.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub health: Health,
+    /// `None` when no recorder is installed (library tests).
+    pub metrics: Option<PrometheusHandle>,
+    /// Cancelled when the process starts draining: `/readyz` turns 503.
+    pub shutdown: CancellationToken,
+}
+
+pub fn admin_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AdminState>) -> Response {
+    let report = state.health.check().await;
+    let status = if report.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report)).into_response()
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let body = state.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,188 @@
+//! Configuration from `BEACON_*` environment variables, each with a default that points at a
+//! local server. A bad value stops the start with an error naming the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything a Beacon process reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats_url: String,
+    pub postgres_url: String,
+    pub mongo_url: String,
+    pub redis_url: String,
+    pub collector_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Peers whose `X-Forwarded-For` the collector believes.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Prefix of every stream, subject, key, database and schema Beacon owns.
+    pub namespace: String,
+    /// How long the events stream keeps events replayable.
+    pub stream_max_age: Duration,
+    pub log_format: LogFormat,
+}
+
+/// One variable and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// Each variable, its default and what it means (printed by `beacon --help` and the README).
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("BEACON_NATS_URL", "nats://127.0.0.1:4222", "NATS server with JetStream"),
+    ("BEACON_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL: sites, users, keys, rollups"),
+    ("BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true", "MongoDB: the raw event archive"),
+    ("BEACON_REDIS_URL", "redis://127.0.0.1:6379", "Redis: live counters and query cache"),
+    ("BEACON_COLLECTOR_ADDR", "127.0.0.1:8080", "collector listen address"),
+    ("BEACON_API_ADDR", "127.0.0.1:8000", "API and dashboard listen address"),
+    ("BEACON_ADMIN_ADDR", "127.0.0.1:9090", "archiver/aggregator admin listener (port 0 picks one)"),
+    ("BEACON_TRUSTED_PROXIES", "", "comma-separated addresses/CIDRs whose X-Forwarded-For is believed"),
+    ("BEACON_NAMESPACE", "beacon", "prefix of everything Beacon owns on the shared servers"),
+    ("BEACON_STREAM_MAX_AGE", "30days", "how long the events stream keeps events"),
+    ("BEACON_LOG_FORMAT", "text", "text or json"),
+];
+
+fn default_of(variable: &str) -> &'static str {
+    VARIABLES.iter().find(|(name, _, _)| *name == variable).map(|(_, d, _)| *d).unwrap_or("")
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).unwrap_or_else(|| default_of(name).to_string());
+        Ok(Config {
+            nats_url: url(&get, "BEACON_NATS_URL", &["nats", "tls", "ws", "wss"])?,
+            postgres_url: url(&get, "BEACON_POSTGRES_URL", &["postgres", "postgresql"])?,
+            mongo_url: url(&get, "BEACON_MONGO_URL", &["mongodb", "mongodb+srv"])?,
+            redis_url: url(&get, "BEACON_REDIS_URL", &["redis", "rediss"])?,
+            collector_addr: addr(&get, "BEACON_COLLECTOR_ADDR")?,
+            api_addr: addr(&get, "BEACON_API_ADDR")?,
+            admin_addr: addr(&get, "BEACON_ADMIN_ADDR")?,
+            trusted_proxies: proxies(&get("BEACON_TRUSTED_PROXIES"))?,
+            namespace: namespace(&get("BEACON_NAMESPACE"))?,
+            stream_max_age: duration(&get, "BEACON_STREAM_MAX_AGE")?,
+            log_format: match get("BEACON_LOG_FORMAT").as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(err("BEACON_LOG_FORMAT", format!("'{other}' is neither 'text' nor 'json'"))),
+            },
+        })
+    }
+}
+
+fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+fn url(get: &impl Fn(&'static str) -> String, variable: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+    let value = get(variable);
+    let scheme = value.split_once("://").map(|(s, _)| s).unwrap_or("");
+    if schemes.contains(&scheme) {
+        Ok(value)
+    } else {
+        Err(err(variable, format!("'{value}' is not a URL with a scheme of {}", schemes.join(", "))))
+    }
+}
+
+fn addr(get: &impl Fn(&'static str) -> String, variable: &'static str) -> Result<SocketAddr, ConfigError> {
+    let value = get(variable);
+    value.parse().map_err(|_| err(variable, format!("'{value}' is not an address like 127.0.0.1:8080")))
+}
+
+fn duration(get: &impl Fn(&'static str) -> String, variable: &'static str) -> Result<Duration, ConfigError> {
+    let value = get(variable);
+    humantime::parse_duration(&value).map_err(|e| err(variable, format!("'{value}' is not a duration like 30days: {e}")))
+}
+
+fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| err("BEACON_TRUSTED_PROXIES", format!("'{item}' is not an IP address or CIDR")))
+        })
+        .collect()
+}
+
+fn namespace(value: &str) -> Result<String, ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 40
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(err(
+            "BEACON_NAMESPACE",
+            format!("'{value}' must be 1-40 characters: a lower-case letter, then lower-case letters, digits or '_'"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_point_at_local_servers() {
+        let config = with(&[]).expect("defaults are valid");
+        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(config.namespace, "beacon");
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.stream_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("BEACON_NATS_URL", "localhost:4222"),
+            ("BEACON_POSTGRES_URL", "mysql://x"),
+            ("BEACON_COLLECTOR_ADDR", "localhost"),
+            ("BEACON_TRUSTED_PROXIES", "10.0.0.0/8, nope"),
+            ("BEACON_NAMESPACE", "Has.Dots"),
+            ("BEACON_NAMESPACE", "1abc"),
+            ("BEACON_STREAM_MAX_AGE", "forever"),
+            ("BEACON_LOG_FORMAT", "xml"),
+        ];
+        for (variable, value) in cases {
+            let error = with(&[(variable, value)]).expect_err(value);
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(variable));
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidrs() {
+        let config = with(&[("BEACON_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1,::1")]).expect("valid");
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert!(config.trusted_proxies[1].contains(&"192.168.1.1".parse::<std::net::IpAddr>().expect("ip")));
+    }
+}

@@ -1,0 +1,14 @@
+//! What every Beacon service does the same way: configuration, logging, metrics, health,
+//! shutdown and retries. Services build on it; it knows nothing about events.
+
+pub mod admin;
+pub mod config;
+pub mod health;
+pub mod retry;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use admin::{AdminState, admin_router};
+pub use config::{Config, ConfigError, LogFormat};
+pub use health::{Health, Probe};
+pub use tokio_util::sync::CancellationToken;

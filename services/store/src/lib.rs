@@ -1,0 +1,14 @@
+//! Where Beacon keeps things: the PostgreSQL schema and the records every service shares (sites,
+//! salts), the MongoDB archive collection and its indexes, and the Redis key layout.
+//!
+//! Everything is scoped by the namespace: PostgreSQL schema, MongoDB database, Redis key prefix.
+
+pub mod archive;
+pub mod live;
+pub mod postgres;
+pub mod salts;
+pub mod sites;
+
+pub use archive::Archive;
+pub use live::LiveKeys;
+pub use postgres::{Pool, StoreError};

@@ -1,0 +1,83 @@
+//! PostgreSQL connections scoped to the namespace's schema, and the versioned migrations.
+
+use std::str::FromStr;
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres::Pool;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn config(url: &str, namespace: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    config.options(format!("-c search_path={namespace}"));
+    config.application_name("beacon");
+    Ok(config)
+}
+
+/// A connection pool whose sessions all use the namespace's schema.
+pub fn pool(url: &str, namespace: &str, max_size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config(url, namespace)?,
+        NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
+    Pool::builder(manager).max_size(max_size).build().map_err(|e| StoreError::Url(e.to_string()))
+}
+
+/// Checks out a connection and runs `SELECT 1`.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    pool.get().await?.execute("SELECT 1", &[]).await?;
+    Ok(())
+}
+
+/// Creates the namespace's schema and applies pending migrations. Idempotent and safe when many
+/// processes start at once: an advisory lock serialises them.
+pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
+    let (mut client, connection) = config(url, namespace)?.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let lock_key = format!("beacon-migrate:{namespace}");
+    client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key]).await?;
+    let result = async {
+        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"")).await?;
+        let report = embedded::migrations::runner().run_async(&mut client).await?;
+        for migration in report.applied_migrations() {
+            tracing::info!(namespace, migration = %migration, "applied migration");
+        }
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    let unlock = client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key]).await;
+    drop(client);
+    let _ = driver.await;
+    result?;
+    unlock?;
+    Ok(())
+}
+
+/// Drops the namespace's schema and everything in it (tests and `beacon` teardown only).
+pub async fn drop_namespace(url: &str, namespace: &str) -> Result<(), StoreError> {
+    let (client, connection) = config(url, namespace)?.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{namespace}\" CASCADE")).await?;
+    drop(client);
+    let _ = driver.await;
+    Ok(())
+}
