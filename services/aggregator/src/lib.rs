@@ -1,1 +1,46 @@
+//! The aggregator: a durable consumer that folds events into PostgreSQL rollups exactly once,
+//! and keeps the Redis live counters.
 
+mod handler;
+mod live;
+mod rollups;
+
+use beacon_jetstream::async_nats::jetstream;
+use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Topology};
+use beacon_runtime::consumer::supervise_consumer;
+use beacon_runtime::{AdminState, CancellationToken, admin_router};
+use beacon_store::{LiveKeys, Pool};
+use tokio::net::TcpListener;
+
+pub use handler::AggregateHandler;
+
+pub struct Deps {
+    pub js: jetstream::Context,
+    pub topology: Topology,
+    pub policy: ConsumerPolicy,
+    pub pool: Pool,
+    pub redis: fred::prelude::Client,
+    pub live_keys: LiveKeys,
+    pub admin: AdminState,
+}
+
+/// Consumes until `shutdown`; serves the admin routes on `admin` if given.
+pub async fn run(deps: Deps, admin: Option<TcpListener>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let admin_server = match admin {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "aggregator admin listening");
+            let router = admin_router(deps.admin.clone());
+            let token = shutdown.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await
+            }))
+        }
+        None => None,
+    };
+    let handler = AggregateHandler::new(deps.pool, deps.redis, deps.live_keys);
+    supervise_consumer(&deps.js, &deps.topology, ConsumerKind::Aggregator, &deps.policy, &handler, &shutdown).await;
+    if let Some(server) = admin_server {
+        server.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
+}

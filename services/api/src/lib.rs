@@ -1,1 +1,58 @@
+//! The API: statistics for site owners (read from the PostgreSQL rollups and the Redis live
+//! counters) and the pipeline's lag for operators.
 
+mod error;
+mod period;
+mod pipeline;
+mod stats;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use beacon_jetstream::Topology;
+use beacon_jetstream::async_nats::jetstream;
+use beacon_runtime::{AdminState, CancellationToken, admin_router};
+use beacon_store::{LiveKeys, Pool};
+use tokio::net::TcpListener;
+
+pub use period::{Interval, Period, PeriodError, resolve_period};
+
+pub struct Deps {
+    pub pool: Pool,
+    pub redis: fred::prelude::Client,
+    pub live_keys: LiveKeys,
+    pub js: jetstream::Context,
+    pub topology: Topology,
+    pub admin: AdminState,
+}
+
+pub(crate) struct AppState {
+    pool: Pool,
+    redis: fred::prelude::Client,
+    live_keys: LiveKeys,
+    js: jetstream::Context,
+    topology: Topology,
+}
+
+pub fn router(deps: Deps) -> Router {
+    let state = Arc::new(AppState {
+        pool: deps.pool,
+        redis: deps.redis,
+        live_keys: deps.live_keys,
+        js: deps.js,
+        topology: deps.topology,
+    });
+    Router::new()
+        .route("/api/stats", get(stats::summary))
+        .route("/api/pipeline", get(pipeline::lag))
+        .with_state(state)
+        .merge(admin_router(deps.admin))
+        .layer(axum::middleware::from_fn(beacon_runtime::http::track_http_metrics))
+}
+
+/// Serves until `shutdown` is cancelled, then finishes the requests in flight.
+pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    axum::serve(listener, router(deps)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

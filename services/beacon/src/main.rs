@@ -1,1 +1,58 @@
-fn main() {}
+//! `beacon`: the one binary. Parses the command line and hands over to the services and tools.
+
+mod cli;
+mod services;
+mod tools;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, SiteCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("beacon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("beacon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    let config = beacon_runtime::Config::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    beacon_runtime::telemetry::init_tracing(config.log_format);
+    match command {
+        Command::Collector => services::collector(config).await?,
+        Command::Archiver => services::archiver(config).await?,
+        Command::Aggregator => services::aggregator(config).await?,
+        Command::Api => services::api(config).await?,
+        Command::All => services::all(config).await?,
+        Command::Migrate => tools::migrate(&config).await?,
+        Command::Site { command: SiteCommand::Add { domain, timezone, owner } } => {
+            tools::site_add(&config, &domain, &timezone, owner.as_deref()).await?
+        }
+        Command::Site { command: SiteCommand::List } => tools::site_list(&config).await?,
+        Command::Lag { json } => tools::lag(&config, json).await?,
+        Command::User { .. } | Command::Key { .. } => return Ok(not_yet("owner accounts and API keys")),
+        Command::Replay { .. } => return Ok(not_yet("replay")),
+        Command::Import { .. } => return Ok(not_yet("import")),
+        Command::Dlq { .. } => return Ok(not_yet("dead-letter tools")),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_yet(what: &str) -> ExitCode {
+    eprintln!("beacon: {what}: not yet implemented");
+    ExitCode::from(2)
+}

@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod consumer;
 pub mod health;
+pub mod http;
 pub mod retry;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,0 +1,72 @@
+//! What the archiver does with a batch: decode, insert unordered, and map every outcome to an
+//! ack decision. Duplicate keys are successes (the event is already archived).
+
+use beacon_jetstream::{BatchHandler, Decision, Delivery};
+use beacon_store::Archive;
+use beacon_store::archive::event_document;
+use mongodb::error::{ErrorKind, InsertManyError};
+
+/// MongoDB's duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+pub struct ArchiveHandler {
+    archive: Archive,
+}
+
+impl ArchiveHandler {
+    pub fn new(archive: Archive) -> Self {
+        Self { archive }
+    }
+}
+
+impl BatchHandler for ArchiveHandler {
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Decision> {
+        let mut decisions = vec![Decision::Ack; batch.len()];
+        let mut documents = Vec::with_capacity(batch.len());
+        let mut positions = Vec::with_capacity(batch.len());
+        for (i, delivery) in batch.iter().enumerate() {
+            match beacon_schemas::decode(delivery.payload()) {
+                Ok(event) => match event.validate() {
+                    Ok(()) => {
+                        documents.push(event_document(&event));
+                        positions.push(i);
+                    }
+                    Err(e) => decisions[i] = Decision::DeadLetter { reason: e.to_string() },
+                },
+                Err(e) => decisions[i] = Decision::DeadLetter { reason: e.to_string() },
+            }
+        }
+        if documents.is_empty() {
+            return decisions;
+        }
+        let attempted = documents.len();
+        let mut failed = 0usize;
+        let mut duplicates = 0usize;
+        if let Err(error) = self.archive.events().insert_many(documents).ordered(false).await {
+            match *error.kind {
+                ErrorKind::InsertMany(InsertManyError { write_errors: Some(ref errors), write_concern_error: None, .. }) => {
+                    for write_error in errors {
+                        let Some(&position) = positions.get(write_error.index) else { continue };
+                        if write_error.code == DUPLICATE_KEY {
+                            duplicates += 1;
+                        } else {
+                            failed += 1;
+                            decisions[position] = Decision::Retry { reason: write_error.message.clone() };
+                        }
+                    }
+                }
+                // Connection, timeout or write-concern failure: nothing is known to be stored.
+                // Retrying is safe; what did get stored comes back as a duplicate key.
+                _ => {
+                    failed = attempted;
+                    for &position in &positions {
+                        decisions[position] = Decision::Retry { reason: error.to_string() };
+                    }
+                }
+            }
+        }
+        metrics::counter!("beacon_archiver_inserted_total").increment((attempted - failed - duplicates) as u64);
+        metrics::counter!("beacon_archiver_duplicates_total").increment(duplicates as u64);
+        decisions
+    }
+}

@@ -1,0 +1,129 @@
+//! The command line: the subcommands of Beacon's outside contract.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const ENVIRONMENT: &str = "Configuration is read from the environment:
+  BEACON_NATS_URL         NATS with JetStream      [nats://127.0.0.1:4222]
+  BEACON_POSTGRES_URL     PostgreSQL               [postgres://postgres@127.0.0.1:5432/postgres]
+  BEACON_MONGO_URL        MongoDB (raw archive)    [mongodb://127.0.0.1:27017/?directConnection=true]
+  BEACON_REDIS_URL        Redis (live counters)    [redis://127.0.0.1:6379]
+  BEACON_COLLECTOR_ADDR   collector listen address [127.0.0.1:8080]
+  BEACON_API_ADDR         API listen address       [127.0.0.1:8000]
+  BEACON_ADMIN_ADDR       archiver/aggregator admin listener; port 0 picks one [127.0.0.1:9090]
+  BEACON_TRUSTED_PROXIES  addresses/CIDRs whose X-Forwarded-For is believed [none]
+  BEACON_NAMESPACE        prefix of everything Beacon owns [beacon]
+  BEACON_STREAM_MAX_AGE   how long the stream keeps events [30days]
+  BEACON_LOG_FORMAT       text or json [text]";
+
+#[derive(Debug, Parser)]
+#[command(name = "beacon", version, about = "Self-hosted, privacy-friendly, real-time web analytics", after_help = ENVIRONMENT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector (HTTP ingestion → JetStream)
+    Collector,
+    /// Run the archiver (JetStream → MongoDB)
+    Archiver,
+    /// Run the aggregator (JetStream → PostgreSQL rollups, Redis live counters)
+    Aggregator,
+    /// Run the stats API and dashboard
+    Api,
+    /// Run all four services in one process
+    All,
+    /// Create or upgrade everything Beacon owns: schema, streams, consumers, indexes
+    Migrate,
+    /// Manage sites
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// Manage owners
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API keys
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Rebuild statistics for a time range from the stream (or the archive)
+    Replay {
+        #[arg(long)]
+        since: String,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Backfill historical events through the pipeline
+    Import {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
+        format: ImportFormat,
+    },
+    /// Stream and consumer state: pending, ack pending, redelivered
+    Lag {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead letters
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Register a site
+    Add {
+        domain: String,
+        /// IANA time zone the site's days are counted in
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List sites
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an owner
+    Add {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key (printed once)
+    Create {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters
+    List,
+    /// Re-publish dead letters
+    Retry,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportFormat {
+    Ndjson,
+    PlausibleCsv,
+}

@@ -1,0 +1,67 @@
+//! The operator's commands: `migrate`, `site add|list`, `lag`.
+
+use anyhow::Context as _;
+use beacon_jetstream::pipeline_state;
+use beacon_pipeline::domain::normalize_domain;
+use beacon_runtime::Config;
+use beacon_store::sites;
+use chrono_tz::Tz;
+
+use crate::wiring;
+
+/// Creates or upgrades the PostgreSQL schema, the JetStream topology and the MongoDB indexes.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let client = wiring::nats(config).await?;
+    wiring::jetstream(config, &client).await?;
+    println!("jetstream: streams {} and {} with their consumers are up to date", 
+        wiring::topology(config).events_stream(), wiring::topology(config).dead_letter_stream());
+    wiring::postgres(config).await?;
+    println!("postgres: schema {} is up to date", config.namespace);
+    wiring::archive(config).await?;
+    println!("mongodb: database {} has its indexes", config.namespace);
+    Ok(())
+}
+
+pub async fn site_add(config: &Config, domain: &str, timezone: &str, owner: Option<&str>) -> anyhow::Result<()> {
+    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("DOMAIN '{domain}' {e}"))?;
+    let tz: Tz = timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--timezone '{timezone}' is not an IANA time zone such as Europe/Berlin"))?;
+    let pool = wiring::postgres(config).await?;
+    let site = sites::add(&pool, &domain, tz, owner).await.context("cannot add site")?;
+    println!("added site {} (time zone {})", site.domain, site.timezone);
+    Ok(())
+}
+
+pub async fn site_list(config: &Config) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let all = sites::list(&pool).await?;
+    if all.is_empty() {
+        eprintln!("no sites yet; add one with `beacon site add DOMAIN`");
+    }
+    for site in all {
+        println!("{}\t{}\t{}", site.domain, site.timezone, site.owner_email.as_deref().unwrap_or("-"));
+    }
+    Ok(())
+}
+
+pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
+    let client = wiring::nats(config).await?;
+    let js = wiring::jetstream(config, &client).await?;
+    let state = pipeline_state(&js, &wiring::topology(config)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+        return Ok(());
+    }
+    let s = &state.stream;
+    println!("stream {}: {} messages, {} bytes, sequences {}..{}", s.name, s.messages, s.bytes, s.first_sequence, s.last_sequence);
+    println!("{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}", "consumer", "pending", "ack_pending", "redelivered", "waiting", "last_delivered", "ack_floor");
+    for c in &state.consumers {
+        println!(
+            "{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}",
+            c.name, c.pending, c.ack_pending, c.redelivered, c.waiting, c.last_delivered, c.ack_floor
+        );
+    }
+    println!("dead letters: {}", state.dead_letters);
+    Ok(())
+}

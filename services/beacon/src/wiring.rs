@@ -1,0 +1,103 @@
+//! Building each service's dependencies from the configuration, with bounded, logged retries.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use beacon_jetstream::async_nats::jetstream;
+use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
+use beacon_runtime::retry::{RetryPolicy, retry};
+use beacon_runtime::{Config, Probe};
+use beacon_store::{Archive, LiveKeys, Pool};
+
+/// How long a publish waits for JetStream's ack before the collector answers 503.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn topology(config: &Config) -> Topology {
+    Topology::new(&config.namespace)
+}
+
+pub fn stream_settings(config: &Config) -> StreamSettings {
+    StreamSettings { max_age: config.stream_max_age, ..StreamSettings::default() }
+}
+
+pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
+    let url = config.nats_url.clone();
+    retry("connecting to NATS", RetryPolicy::STARTUP, || {
+        async_nats::ConnectOptions::new().name("beacon").connect(url.clone())
+    })
+    .await
+    .with_context(|| format!("cannot connect to NATS at {} (BEACON_NATS_URL)", config.nats_url))
+}
+
+/// The JetStream context, with the topology ensured.
+pub async fn jetstream(config: &Config, client: &async_nats::Client) -> anyhow::Result<jetstream::Context> {
+    let js = jetstream::new(client.clone());
+    let topology = topology(config);
+    let settings = stream_settings(config);
+    let policy = ConsumerPolicy::default();
+    retry("ensuring the JetStream topology", RetryPolicy::STARTUP, || ensure_topology(&js, &topology, &settings, &policy))
+        .await
+        .context("cannot create the JetStream streams and consumers (is JetStream enabled?)")?;
+    Ok(js)
+}
+
+pub fn publisher(config: &Config, client: &async_nats::Client) -> Publisher {
+    Publisher::new(client.clone(), topology(config), PUBLISH_ACK_TIMEOUT)
+}
+
+/// A pool on the namespace's schema, migrated.
+pub async fn postgres(config: &Config) -> anyhow::Result<Pool> {
+    retry("migrating PostgreSQL", RetryPolicy::STARTUP, || {
+        beacon_store::postgres::migrate(&config.postgres_url, &config.namespace)
+    })
+    .await
+    .context("cannot migrate PostgreSQL (BEACON_POSTGRES_URL)")?;
+    beacon_store::postgres::pool(&config.postgres_url, &config.namespace, 16).context("BEACON_POSTGRES_URL")
+}
+
+pub async fn archive(config: &Config) -> anyhow::Result<Archive> {
+    let archive = Archive::connect(&config.mongo_url, &config.namespace).await.context("BEACON_MONGO_URL")?;
+    retry("creating MongoDB indexes", RetryPolicy::STARTUP, || archive.ensure_indexes())
+        .await
+        .context("cannot reach MongoDB (BEACON_MONGO_URL)")?;
+    Ok(archive)
+}
+
+pub async fn redis(config: &Config) -> anyhow::Result<fred::prelude::Client> {
+    retry("connecting to Redis", RetryPolicy::STARTUP, || beacon_store::live::connect(&config.redis_url))
+        .await
+        .context("cannot connect to Redis (BEACON_REDIS_URL)")
+}
+
+pub fn live_keys(config: &Config) -> LiveKeys {
+    LiveKeys::new(&config.namespace)
+}
+
+pub fn postgres_probe(pool: &Pool) -> Probe {
+    let pool = pool.clone();
+    Probe::new("postgres", move || {
+        let pool = pool.clone();
+        async move { beacon_store::postgres::ping(&pool).await.map_err(|e| e.to_string()) }
+    })
+}
+
+pub fn mongo_probe(archive: &Archive) -> Probe {
+    let archive = archive.clone();
+    Probe::new("mongodb", move || {
+        let archive = archive.clone();
+        async move { archive.ping().await.map_err(|e| e.to_string()) }
+    })
+}
+
+pub fn redis_probe(client: &fred::prelude::Client) -> Probe {
+    use fred::prelude::ClientLike;
+    let client = client.clone();
+    Probe::new("redis", move || {
+        let client = client.clone();
+        async move { client.ping::<String>(None).await.map(|_| ()).map_err(|e| e.to_string()) }
+    })
+}
+
+pub async fn bind(addr: std::net::SocketAddr, variable: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({variable})"))
+}

@@ -1,0 +1,59 @@
+//! One error type for every collector answer that is not `202`, as JSON naming the field.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub field: Option<String>,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// `400` about one field of the request.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, field: Some(field.into()), message: message.into(), retry_after: None }
+    }
+
+    /// `400` about the body as a whole.
+    pub fn body(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, field: None, message: message.into(), retry_after: None }
+    }
+
+    /// `503` with `Retry-After`: the event was not stored; the client should send it again.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            field: None,
+            message: message.into(),
+            retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body { error: &self.message, field: self.field.as_deref() };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&secs) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
