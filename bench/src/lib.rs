@@ -1,1 +1,1 @@
-
+//! Beacon benchmarks (see bench/README.md once they land).

@@ -51,7 +51,9 @@ impl ConsumerPolicy {
     /// Delay before the next delivery of a message that failed on its `delivered`-th delivery.
     pub fn retry_delay(&self, delivered: i64) -> Duration {
         let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-        self.retry_base.saturating_mul(1 << doublings).min(self.retry_max)
+        self.retry_base
+            .saturating_mul(1 << doublings)
+            .min(self.retry_max)
     }
 }
 
@@ -78,9 +80,15 @@ pub struct Delivery {
 
 impl Delivery {
     fn new(message: jetstream::Message) -> Self {
-        let (stream_sequence, delivered) =
-            message.info().map(|info| (info.stream_sequence, info.delivered)).unwrap_or((0, 1));
-        Self { message, stream_sequence, delivered }
+        let (stream_sequence, delivered) = message
+            .info()
+            .map(|info| (info.stream_sequence, info.delivered))
+            .unwrap_or((0, 1));
+        Self {
+            message,
+            stream_sequence,
+            delivered,
+        }
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -181,12 +189,23 @@ async fn process_batch<H: BatchHandler>(
     let started = Instant::now();
     let mut decisions = handler.handle(batch).await;
     if decisions.len() != batch.len() {
-        tracing::error!(consumer = name, "handler returned {} decisions for {} messages", decisions.len(), batch.len());
-        decisions.resize(batch.len(), Decision::Retry { reason: "handler returned no decision".into() });
+        tracing::error!(
+            consumer = name,
+            "handler returned {} decisions for {} messages",
+            decisions.len(),
+            batch.len()
+        );
+        decisions.resize(
+            batch.len(),
+            Decision::Retry {
+                reason: "handler returned no decision".into(),
+            },
+        );
     }
     metrics::histogram!("beacon_consumer_batch_seconds", "consumer" => name.to_string())
         .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("beacon_consumer_batch_size", "consumer" => name.to_string()).record(batch.len() as f64);
+    metrics::histogram!("beacon_consumer_batch_size", "consumer" => name.to_string())
+        .record(batch.len() as f64);
 
     for (delivery, decision) in batch.iter().zip(decisions) {
         let outcome = apply(policy, dead_letters, delivery, decision).await;
@@ -195,12 +214,20 @@ async fn process_batch<H: BatchHandler>(
     }
 }
 
-async fn apply(policy: &ConsumerPolicy, dead_letters: &DeadLetterer, delivery: &Delivery, decision: Decision) -> &'static str {
+async fn apply(
+    policy: &ConsumerPolicy,
+    dead_letters: &DeadLetterer,
+    delivery: &Delivery,
+    decision: Decision,
+) -> &'static str {
     let message = &delivery.message;
     let (kind, outcome) = match decision {
         Decision::Ack => (AckKind::Ack, "ack"),
         Decision::Retry { reason } if delivery.delivered >= policy.max_deliver => {
-            let reason = format!("failed {} deliveries; last error: {reason}", delivery.delivered);
+            let reason = format!(
+                "failed {} deliveries; last error: {reason}",
+                delivery.delivered
+            );
             dead_letter(policy, dead_letters, delivery, &reason).await
         }
         Decision::Retry { reason } => {
@@ -208,7 +235,9 @@ async fn apply(policy: &ConsumerPolicy, dead_letters: &DeadLetterer, delivery: &
             tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, ?delay, %reason, "will retry");
             (AckKind::Nak(Some(delay)), "retry")
         }
-        Decision::DeadLetter { reason } => dead_letter(policy, dead_letters, delivery, &reason).await,
+        Decision::DeadLetter { reason } => {
+            dead_letter(policy, dead_letters, delivery, &reason).await
+        }
     };
     if let Err(e) = message.ack_with(kind).await {
         // The message will simply be redelivered after ack_wait; handlers are idempotent.
@@ -230,7 +259,10 @@ async fn dead_letter(
         }
         Err(e) => {
             tracing::error!(seq = delivery.stream_sequence, error = %e, "cannot dead-letter; will retry");
-            (AckKind::Nak(Some(policy.retry_delay(delivery.delivered))), "retry")
+            (
+                AckKind::Nak(Some(policy.retry_delay(delivery.delivered))),
+                "retry",
+            )
         }
     }
 }

@@ -26,27 +26,46 @@ pub struct DeadLetterer {
 
 impl DeadLetterer {
     pub fn new(js: jetstream::Context, topology: &Topology, consumer: &str) -> Self {
-        Self { js, subject: topology.dead_letter_subject(consumer), consumer: consumer.to_string() }
+        Self {
+            js,
+            subject: topology.dead_letter_subject(consumer),
+            consumer: consumer.to_string(),
+        }
     }
 
     /// Stores the original payload with the reason; returns once JetStream acknowledged it.
     /// Dead-lettering the same message twice (after a crash) is de-duplicated by its id.
     pub async fn send(&self, delivery: &Delivery, reason: &str) -> Result<(), PublishError> {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", self.consumer, delivery.stream_sequence).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", self.consumer, delivery.stream_sequence).as_str(),
+        );
         // Header values cannot hold line breaks; keep the reason on one line and bounded.
-        let reason: String = reason.replace(['\r', '\n'], " ").chars().take(1000).collect();
+        let reason: String = reason
+            .replace(['\r', '\n'], " ")
+            .chars()
+            .take(1000)
+            .collect();
         headers.insert(DEAD_LETTER_REASON, reason.as_str());
         headers.insert(DEAD_LETTER_CONSUMER, self.consumer.as_str());
-        headers.insert(DEAD_LETTER_STREAM_SEQ, delivery.stream_sequence.to_string().as_str());
+        headers.insert(
+            DEAD_LETTER_STREAM_SEQ,
+            delivery.stream_sequence.to_string().as_str(),
+        );
         headers.insert(DEAD_LETTER_SUBJECT, delivery.subject());
         let ack = self
             .js
-            .publish_with_headers(self.subject.clone(), headers, delivery.payload().to_vec().into())
+            .publish_with_headers(
+                self.subject.clone(),
+                headers,
+                delivery.payload().to_vec().into(),
+            )
             .await
             .map_err(|e| PublishError::Send(e.to_string()))?;
         ack.await.map_err(|e| PublishError::Ack(e.to_string()))?;
-        metrics::counter!("beacon_dead_letters_total", "consumer" => self.consumer.clone()).increment(1);
+        metrics::counter!("beacon_dead_letters_total", "consumer" => self.consumer.clone())
+            .increment(1);
         Ok(())
     }
 }

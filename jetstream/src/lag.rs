@@ -36,7 +36,10 @@ pub struct ConsumerLag {
 }
 
 /// Reads the current state of the events stream, both consumers and the dead-letter stream.
-pub async fn pipeline_state(js: &jetstream::Context, topology: &Topology) -> Result<PipelineState, async_nats::Error> {
+pub async fn pipeline_state(
+    js: &jetstream::Context,
+    topology: &Topology,
+) -> Result<PipelineState, async_nats::Error> {
     let mut stream = js.get_stream(topology.events_stream()).await?;
     let info = stream.info().await?;
     let stream_lag = StreamLag {
@@ -63,5 +66,9 @@ pub async fn pipeline_state(js: &jetstream::Context, topology: &Topology) -> Res
     }
     let mut dlq = js.get_stream(topology.dead_letter_stream()).await?;
     let dead_letters = dlq.info().await?.state.messages;
-    Ok(PipelineState { stream: stream_lag, consumers, dead_letters })
+    Ok(PipelineState {
+        stream: stream_lag,
+        consumers,
+        dead_letters,
+    })
 }

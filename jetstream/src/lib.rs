@@ -12,7 +12,9 @@ mod publish;
 mod topology;
 
 pub use consume::{BatchHandler, ConsumeError, ConsumerPolicy, Decision, Delivery, run_consumer};
-pub use dead_letter::{DEAD_LETTER_CONSUMER, DEAD_LETTER_REASON, DEAD_LETTER_STREAM_SEQ, DeadLetterer};
+pub use dead_letter::{
+    DEAD_LETTER_CONSUMER, DEAD_LETTER_REASON, DEAD_LETTER_STREAM_SEQ, DeadLetterer,
+};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
 pub use publish::{PublishError, Publisher};
 pub use topology::{ConsumerKind, StreamSettings, Topology, TopologyError, ensure_topology};

@@ -41,7 +41,9 @@ pub struct Publisher {
 impl Publisher {
     /// `ack_timeout` bounds how long one publish waits for the server before failing.
     pub fn new(client: async_nats::Client, topology: Topology, ack_timeout: Duration) -> Self {
-        let js = jetstream::ContextBuilder::new().timeout(ack_timeout).build(client);
+        let js = jetstream::ContextBuilder::new()
+            .timeout(ack_timeout)
+            .build(client);
         Self { js, topology }
     }
 
@@ -55,7 +57,11 @@ impl Publisher {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
         self.js
-            .publish_with_headers(self.topology.events_subject(&event.site), headers, payload.into())
+            .publish_with_headers(
+                self.topology.events_subject(&event.site),
+                headers,
+                payload.into(),
+            )
             .await
             .map_err(|e| PublishError::Send(e.to_string()))
     }
@@ -63,7 +69,11 @@ impl Publisher {
     /// Sends the event and waits until JetStream has stored it (or recognised it as a duplicate
     /// of an event it already stored, which is just as durable).
     pub async fn publish(&self, event: &Event) -> Result<u64, PublishError> {
-        let ack = self.send(event).await?.await.map_err(|e| PublishError::Ack(e.to_string()))?;
+        let ack = self
+            .send(event)
+            .await?
+            .await
+            .map_err(|e| PublishError::Ack(e.to_string()))?;
         Ok(ack.sequence)
     }
 }

@@ -44,7 +44,9 @@ pub struct Topology {
 impl Topology {
     /// `namespace` must already be validated (lower-case letters, digits, `_`, `-`).
     pub fn new(namespace: impl Into<String>) -> Self {
-        Self { namespace: namespace.into() }
+        Self {
+            namespace: namespace.into(),
+        }
     }
 
     pub fn namespace(&self) -> &str {
@@ -93,18 +95,31 @@ pub struct StreamSettings {
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        Self { max_age: Duration::from_secs(30 * 24 * 3600), duplicate_window: Duration::from_secs(120), replicas: 1 }
+        Self {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("cannot create or update stream {stream}: {source}")]
-    Stream { stream: String, source: async_nats::jetstream::context::CreateStreamError },
+    Stream {
+        stream: String,
+        source: async_nats::jetstream::context::CreateStreamError,
+    },
     #[error("cannot look up stream {stream}: {source}")]
-    GetStream { stream: String, source: async_nats::jetstream::context::GetStreamError },
+    GetStream {
+        stream: String,
+        source: async_nats::jetstream::context::GetStreamError,
+    },
     #[error("cannot create or update consumer {consumer}: {source}")]
-    Consumer { consumer: String, source: async_nats::jetstream::stream::ConsumerError },
+    Consumer {
+        consumer: String,
+        source: async_nats::jetstream::stream::ConsumerError,
+    },
 }
 
 /// Creates or updates both streams and both durable consumers. Safe to run any number of times,
@@ -148,7 +163,10 @@ pub async fn ensure_topology(
     let stream = js
         .get_stream(&stream_name)
         .await
-        .map_err(|source| TopologyError::GetStream { stream: stream_name.clone(), source })?;
+        .map_err(|source| TopologyError::GetStream {
+            stream: stream_name.clone(),
+            source,
+        })?;
     for kind in ConsumerKind::ALL {
         let name = topology.consumer_name(kind);
         let config = pull::Config {
@@ -168,14 +186,22 @@ pub async fn ensure_topology(
         stream
             .create_consumer(config)
             .await
-            .map_err(|source| TopologyError::Consumer { consumer: name.clone(), source })?;
+            .map_err(|source| TopologyError::Consumer {
+                consumer: name.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
 
-async fn create_or_update_stream(js: &jetstream::Context, config: jetstream::stream::Config) -> Result<(), TopologyError> {
+async fn create_or_update_stream(
+    js: &jetstream::Context,
+    config: jetstream::stream::Config,
+) -> Result<(), TopologyError> {
     let stream = config.name.clone();
-    js.create_or_update_stream(config).await.map_err(|source| TopologyError::Stream { stream, source })?;
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|source| TopologyError::Stream { stream, source })?;
     Ok(())
 }
 
@@ -187,7 +213,10 @@ mod tests {
     fn names_are_namespaced_and_subject_safe() {
         let t = Topology::new("t1");
         assert_eq!(t.events_stream(), "t1-events");
-        assert_eq!(t.events_subject("shop.example.com"), "t1.events.shop_example_com");
+        assert_eq!(
+            t.events_subject("shop.example.com"),
+            "t1.events.shop_example_com"
+        );
         assert_eq!(t.events_subjects(), "t1.events.>");
         assert_eq!(t.consumer_name(ConsumerKind::Archiver), "t1-archiver");
         assert_eq!(t.dead_letter_subject("t1-archiver"), "t1.dlq.t1-archiver");

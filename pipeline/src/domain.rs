@@ -24,7 +24,10 @@ pub fn normalize_domain(raw: &str) -> Result<String, DomainError> {
     if domain.len() > 253 {
         return Err(DomainError::TooLong);
     }
-    if let Some(c) = domain.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.')) {
+    if let Some(c) = domain
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
         return Err(DomainError::BadCharacter(c));
     }
     if domain.split('.').any(str::is_empty) {
@@ -39,8 +42,14 @@ mod tests {
 
     #[test]
     fn normalises_case_whitespace_and_www() {
-        assert_eq!(normalize_domain(" WWW.Example.COM ").as_deref(), Ok("example.com"));
-        assert_eq!(normalize_domain("shop.example.co.uk.").as_deref(), Ok("shop.example.co.uk"));
+        assert_eq!(
+            normalize_domain(" WWW.Example.COM ").as_deref(),
+            Ok("example.com")
+        );
+        assert_eq!(
+            normalize_domain("shop.example.co.uk.").as_deref(),
+            Ok("shop.example.co.uk")
+        );
         assert_eq!(normalize_domain("localhost").as_deref(), Ok("localhost"));
     }
 
@@ -48,9 +57,18 @@ mod tests {
     fn rejects_what_is_not_a_host_name() {
         assert_eq!(normalize_domain(""), Err(DomainError::Empty));
         assert_eq!(normalize_domain(" . "), Err(DomainError::Empty));
-        assert_eq!(normalize_domain("exa mple.com"), Err(DomainError::BadCharacter(' ')));
-        assert_eq!(normalize_domain("example.com/path"), Err(DomainError::BadCharacter('/')));
+        assert_eq!(
+            normalize_domain("exa mple.com"),
+            Err(DomainError::BadCharacter(' '))
+        );
+        assert_eq!(
+            normalize_domain("example.com/path"),
+            Err(DomainError::BadCharacter('/'))
+        );
         assert_eq!(normalize_domain("a..b"), Err(DomainError::EmptyLabel));
-        assert_eq!(normalize_domain(&"a".repeat(254)), Err(DomainError::TooLong));
+        assert_eq!(
+            normalize_domain(&"a".repeat(254)),
+            Err(DomainError::TooLong)
+        );
     }
 }

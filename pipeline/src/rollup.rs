@@ -33,11 +33,19 @@ pub fn fold_counts<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<
     let mut rows: BTreeMap<RowKey, Counts> = BTreeMap::new();
     for event in events {
         let delta = match event.name.as_str() {
-            "pageview" => Counts { pageviews: 1, events: 0 },
+            "pageview" => Counts {
+                pageviews: 1,
+                events: 0,
+            },
             "engagement" => continue,
-            _ => Counts { pageviews: 0, events: 1 },
+            _ => Counts {
+                pageviews: 0,
+                events: 1,
+            },
         };
-        rows.entry((event.site.clone(), bucket_start(event.timestamp_ms))).or_default().add(delta);
+        rows.entry((event.site.clone(), bucket_start(event.timestamp_ms)))
+            .or_default()
+            .add(delta);
     }
     rows
 }
@@ -81,9 +89,27 @@ mod tests {
             event("b.com", "pageview", t),
         ];
         let rows = fold_counts(&events);
-        assert_eq!(rows[&("a.com".to_string(), t)], Counts { pageviews: 2, events: 1 });
-        assert_eq!(rows[&("a.com".to_string(), t + BUCKET_MS)], Counts { pageviews: 1, events: 0 });
-        assert_eq!(rows[&("b.com".to_string(), t)], Counts { pageviews: 1, events: 0 });
+        assert_eq!(
+            rows[&("a.com".to_string(), t)],
+            Counts {
+                pageviews: 2,
+                events: 1
+            }
+        );
+        assert_eq!(
+            rows[&("a.com".to_string(), t + BUCKET_MS)],
+            Counts {
+                pageviews: 1,
+                events: 0
+            }
+        );
+        assert_eq!(
+            rows[&("b.com".to_string(), t)],
+            Counts {
+                pageviews: 1,
+                events: 0
+            }
+        );
         assert_eq!(rows.len(), 3);
     }
 

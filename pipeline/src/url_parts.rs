@@ -28,7 +28,11 @@ pub fn split_url(raw: &str) -> Result<UrlParts, UrlError> {
     }
     let host = url.host_str().ok_or(UrlError::NoHost)?.to_ascii_lowercase();
     let hostname = host.strip_prefix("www.").unwrap_or(&host).to_string();
-    let pathname = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
+    let pathname = if url.path().is_empty() {
+        "/".to_string()
+    } else {
+        url.path().to_string()
+    };
     Ok(UrlParts { hostname, pathname })
 }
 
@@ -39,13 +43,25 @@ mod tests {
     #[test]
     fn keeps_host_and_path_only() {
         let parts = split_url("https://WWW.Example.com/a/b?utm_source=x#top").expect("valid");
-        assert_eq!(parts, UrlParts { hostname: "example.com".into(), pathname: "/a/b".into() });
-        assert_eq!(split_url("http://example.com").expect("valid").pathname, "/");
+        assert_eq!(
+            parts,
+            UrlParts {
+                hostname: "example.com".into(),
+                pathname: "/a/b".into()
+            }
+        );
+        assert_eq!(
+            split_url("http://example.com").expect("valid").pathname,
+            "/"
+        );
     }
 
     #[test]
     fn rejects_non_web_urls() {
-        assert!(matches!(split_url("/relative"), Err(UrlError::Unparsable(_))));
+        assert!(matches!(
+            split_url("/relative"),
+            Err(UrlError::Unparsable(_))
+        ));
         assert_eq!(split_url("ftp://example.com/"), Err(UrlError::Scheme));
         assert!(split_url("data:text/plain,hi").is_err());
     }

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn same_inputs_same_id() {
-        assert_eq!(visitor_id(&A, "a.com", ip("203.0.113.9"), UA), visitor_id(&A, "a.com", ip("203.0.113.9"), UA));
+        assert_eq!(
+            visitor_id(&A, "a.com", ip("203.0.113.9"), UA),
+            visitor_id(&A, "a.com", ip("203.0.113.9"), UA)
+        );
     }
 
     #[test]
@@ -55,14 +58,25 @@ mod tests {
         let base = visitor_id(&A, "a.com", ip("203.0.113.9"), UA);
         assert_ne!(base, visitor_id(&B, "a.com", ip("203.0.113.9"), UA), "salt");
         assert_ne!(base, visitor_id(&A, "b.com", ip("203.0.113.9"), UA), "site");
-        assert_ne!(base, visitor_id(&A, "a.com", ip("203.0.113.10"), UA), "address");
-        assert_ne!(base, visitor_id(&A, "a.com", ip("203.0.113.9"), "curl/8"), "user agent");
+        assert_ne!(
+            base,
+            visitor_id(&A, "a.com", ip("203.0.113.10"), UA),
+            "address"
+        );
+        assert_ne!(
+            base,
+            visitor_id(&A, "a.com", ip("203.0.113.9"), "curl/8"),
+            "user agent"
+        );
     }
 
     #[test]
     fn fields_cannot_run_into_each_other() {
         // Without separators "a.co" + "m..." and "a.com" + "..." could collide.
-        assert_ne!(visitor_id(&A, "a.co", ip("::1"), "mX"), visitor_id(&A, "a.com", ip("::1"), "X"));
+        assert_ne!(
+            visitor_id(&A, "a.co", ip("::1"), "mX"),
+            visitor_id(&A, "a.com", ip("::1"), "X")
+        );
     }
 
     #[test]

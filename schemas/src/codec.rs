@@ -21,7 +21,10 @@ pub fn encode(event: &Event) -> Result<Vec<u8>, CodecError> {
 pub fn decode(bytes: &[u8]) -> Result<Event, CodecError> {
     let event: Event = rmp_serde::from_slice(bytes)?;
     if event.v > SCHEMA_VERSION {
-        return Err(CodecError::UnsupportedVersion { found: event.v, known: SCHEMA_VERSION });
+        return Err(CodecError::UnsupportedVersion {
+            found: event.v,
+            known: SCHEMA_VERSION,
+        });
     }
     Ok(event)
 }

@@ -26,7 +26,11 @@ impl EventId {
     /// A new id whose leading bits are the given Unix time in milliseconds.
     pub fn new_at(unix_ms: i64) -> Self {
         let ms = u64::try_from(unix_ms).unwrap_or(0);
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            ms / 1000,
+            ((ms % 1000) * 1_000_000) as u32,
+        );
         Self(Uuid::new_v7(ts))
     }
 
@@ -117,14 +121,28 @@ pub struct InvalidEvent {
 impl Event {
     /// Checks the invariants every consumer relies on.
     pub fn validate(&self) -> Result<(), InvalidEvent> {
-        let check = |ok: bool, field, problem| if ok { Ok(()) } else { Err(InvalidEvent { field, problem }) };
+        let check = |ok: bool, field, problem| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidEvent { field, problem })
+            }
+        };
         check(!self.site.is_empty(), "site", "is empty")?;
         check(self.site.len() <= MAX_SITE_LEN, "site", "is too long")?;
         check(!self.name.is_empty(), "name", "is empty")?;
         check(self.name.len() <= MAX_NAME_LEN, "name", "is too long")?;
         check(self.url.len() <= MAX_URL_LEN, "url", "is too long")?;
-        check(self.pathname.starts_with('/'), "pathname", "does not start with '/'")?;
-        check(self.timestamp_ms > 0, "timestamp_ms", "is not a positive Unix time")?;
+        check(
+            self.pathname.starts_with('/'),
+            "pathname",
+            "does not start with '/'",
+        )?;
+        check(
+            self.timestamp_ms > 0,
+            "timestamp_ms",
+            "is not a positive Unix time",
+        )?;
         Ok(())
     }
 

@@ -8,4 +8,7 @@ mod codec;
 mod event;
 
 pub use codec::{CodecError, decode, encode};
-pub use event::{Enrichment, Event, EventId, InvalidEvent, MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN, SCHEMA_VERSION};
+pub use event::{
+    Enrichment, Event, EventId, InvalidEvent, MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN,
+    SCHEMA_VERSION,
+};

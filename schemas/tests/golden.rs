@@ -11,13 +11,17 @@ use proptest::prelude::*;
 use serde::Serialize;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn canonical_v1() -> Event {
     Event {
         v: 1,
-        id: "0192f3a4-5b6c-7d8e-9f01-23456789abcd".parse().expect("valid uuid"),
+        id: "0192f3a4-5b6c-7d8e-9f01-23456789abcd"
+            .parse()
+            .expect("valid uuid"),
         site: "example.com".into(),
         name: "pageview".into(),
         timestamp_ms: 1_730_000_000_123,
@@ -29,7 +33,10 @@ fn canonical_v1() -> Event {
         props: BTreeMap::from([("plan".to_string(), "pro".to_string())]),
         visitor_id: 0xDEAD_BEEF_0123_4567,
         interactive: true,
-        enrichment: Enrichment { source: Some("Google".into()), ..Enrichment::default() },
+        enrichment: Enrichment {
+            source: Some("Google".into()),
+            ..Enrichment::default()
+        },
     }
 }
 
@@ -43,14 +50,21 @@ fn read_or_write(name: &str, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn v1_fixture_decodes_to_the_canonical_event() {
-    let bytes = read_or_write("event_v1.msgpack", &encode(&canonical_v1()).expect("encode"));
+    let bytes = read_or_write(
+        "event_v1.msgpack",
+        &encode(&canonical_v1()).expect("encode"),
+    );
     assert_eq!(decode(&bytes).expect("decode v1 fixture"), canonical_v1());
 }
 
 #[test]
 fn encoding_the_canonical_event_reproduces_the_fixture_bytes() {
     let bytes = std::fs::read(fixture("event_v1.msgpack")).expect("fixture present");
-    assert_eq!(encode(&canonical_v1()).expect("encode"), bytes, "wire format changed");
+    assert_eq!(
+        encode(&canonical_v1()).expect("encode"),
+        bytes,
+        "wire format changed"
+    );
 }
 
 /// An event as a future writer might send it: an extra field this build does not know.
@@ -63,7 +77,10 @@ struct FutureEvent {
 
 #[test]
 fn unknown_fields_are_skipped() {
-    let future = FutureEvent { event: canonical_v1(), experiment_bucket: 7 };
+    let future = FutureEvent {
+        event: canonical_v1(),
+        experiment_bucket: 7,
+    };
     let written = rmp_serde::to_vec_named(&future).expect("encode future");
     let bytes = read_or_write("event_v1_unknown_field.msgpack", &written);
     assert_eq!(decode(&bytes).expect("decode"), canonical_v1());
@@ -98,7 +115,10 @@ fn missing_optional_fields_take_their_defaults() {
         pathname: "/",
         visitor_id: 1,
     };
-    let bytes = read_or_write("event_v1_minimal.msgpack", &rmp_serde::to_vec_named(&minimal).expect("encode"));
+    let bytes = read_or_write(
+        "event_v1_minimal.msgpack",
+        &rmp_serde::to_vec_named(&minimal).expect("encode"),
+    );
     let event = decode(&bytes).expect("decode minimal");
     assert!(event.interactive, "interactive defaults to true");
     assert!(event.props.is_empty());
@@ -111,12 +131,20 @@ fn newer_versions_are_refused_not_misread() {
     let mut event = canonical_v1();
     event.v = SCHEMA_VERSION + 1;
     let bytes = encode(&event).expect("encode");
-    assert!(matches!(decode(&bytes), Err(CodecError::UnsupportedVersion { .. })));
+    assert!(matches!(
+        decode(&bytes),
+        Err(CodecError::UnsupportedVersion { .. })
+    ));
 }
 
 #[test]
 fn garbage_is_an_error_not_a_panic() {
-    for bytes in [&b""[..], b"\xc1", b"\x93\x01\x02\x03", b"not msgpack at all"] {
+    for bytes in [
+        &b""[..],
+        b"\xc1",
+        b"\x93\x01\x02\x03",
+        b"not msgpack at all",
+    ] {
         assert!(decode(bytes).is_err());
     }
 }
@@ -142,7 +170,7 @@ proptest! {
             interactive,
             enrichment: Enrichment::default(),
         };
-        prop_assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
+        prop_assert_eq!(decode(&encode(&event).expect("encode")).expect("decode"), event);
     }
 
     #[test]
@@ -154,6 +182,13 @@ proptest! {
 #[test]
 fn event_id_carries_its_time() {
     let id = EventId::new_at(1_730_000_000_123);
-    let (secs, nanos) = id.as_uuid().get_timestamp().expect("v7 has a timestamp").to_unix();
-    assert_eq!(secs * 1000 + u64::from(nanos / 1_000_000), 1_730_000_000_123);
+    let (secs, nanos) = id
+        .as_uuid()
+        .get_timestamp()
+        .expect("v7 has a timestamp")
+        .to_unix();
+    assert_eq!(
+        secs * 1000 + u64::from(nanos / 1_000_000),
+        1_730_000_000_123
+    );
 }

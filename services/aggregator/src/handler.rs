@@ -17,7 +17,11 @@ pub struct AggregateHandler {
 
 impl AggregateHandler {
     pub fn new(pool: Pool, redis: fred::prelude::Client, live_keys: LiveKeys) -> Self {
-        Self { pool, redis, live_keys }
+        Self {
+            pool,
+            redis,
+            live_keys,
+        }
     }
 }
 
@@ -32,12 +36,16 @@ impl BatchHandler for AggregateHandler {
             let event = match beacon_schemas::decode(delivery.payload()) {
                 Ok(event) => event,
                 Err(e) => {
-                    decisions[i] = Decision::DeadLetter { reason: e.to_string() };
+                    decisions[i] = Decision::DeadLetter {
+                        reason: e.to_string(),
+                    };
                     continue;
                 }
             };
             if let Err(e) = event.validate() {
-                decisions[i] = Decision::DeadLetter { reason: e.to_string() };
+                decisions[i] = Decision::DeadLetter {
+                    reason: e.to_string(),
+                };
                 continue;
             }
             let slots = positions.entry(event.id).or_default();
@@ -53,14 +61,17 @@ impl BatchHandler for AggregateHandler {
         match rollups::apply(&self.pool, &events).await {
             Ok(applied) => {
                 metrics::counter!("beacon_aggregator_applied_total").increment(applied as u64);
-                metrics::counter!("beacon_aggregator_already_applied_total").increment((events.len() - applied) as u64);
+                metrics::counter!("beacon_aggregator_already_applied_total")
+                    .increment((events.len() - applied) as u64);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot apply rollups");
                 let reason = e.to_string();
                 for slots in positions.values() {
                     for &i in slots {
-                        decisions[i] = Decision::Retry { reason: reason.clone() };
+                        decisions[i] = Decision::Retry {
+                            reason: reason.clone(),
+                        };
                     }
                 }
                 return decisions;

@@ -25,20 +25,34 @@ pub struct Deps {
 }
 
 /// Consumes until `shutdown`; serves the admin routes on `admin` if given.
-pub async fn run(deps: Deps, admin: Option<TcpListener>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    deps: Deps,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let admin_server = match admin {
         Some(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "aggregator admin listening");
             let router = admin_router(deps.admin.clone());
             let token = shutdown.clone();
             Some(tokio::spawn(async move {
-                axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
             }))
         }
         None => None,
     };
     let handler = AggregateHandler::new(deps.pool, deps.redis, deps.live_keys);
-    supervise_consumer(&deps.js, &deps.topology, ConsumerKind::Aggregator, &deps.policy, &handler, &shutdown).await;
+    supervise_consumer(
+        &deps.js,
+        &deps.topology,
+        ConsumerKind::Aggregator,
+        &deps.policy,
+        &handler,
+        &shutdown,
+    )
+    .await;
     if let Some(server) = admin_server {
         server.await.map_err(std::io::Error::other)??;
     }

@@ -48,11 +48,19 @@ pub fn router(deps: Deps) -> Router {
         .route("/api/pipeline", get(pipeline::lag))
         .with_state(state)
         .merge(admin_router(deps.admin))
-        .layer(axum::middleware::from_fn(beacon_runtime::http::track_http_metrics))
+        .layer(axum::middleware::from_fn(
+            beacon_runtime::http::track_http_metrics,
+        ))
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
-pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    deps: Deps,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, router(deps)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router(deps))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

@@ -47,11 +47,15 @@ pub struct Range {
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, PeriodError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| PeriodError(format!("date '{s}' is not YYYY-MM-DD")))
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| PeriodError(format!("date '{s}' is not YYYY-MM-DD")))
 }
 
 /// Parses `period` (default `30d`) and `date` (a day, or `from,to` for `custom`).
-pub fn parse_period(period: Option<&str>, date: Option<&str>) -> Result<(Period, Option<NaiveDate>), PeriodError> {
+pub fn parse_period(
+    period: Option<&str>,
+    date: Option<&str>,
+) -> Result<(Period, Option<NaiveDate>), PeriodError> {
     let period = match period.unwrap_or("30d") {
         "day" => Period::Day,
         "7d" => Period::Days7,
@@ -60,8 +64,12 @@ pub fn parse_period(period: Option<&str>, date: Option<&str>) -> Result<(Period,
         "6mo" => Period::Months6,
         "12mo" => Period::Months12,
         "custom" => {
-            let date = date.ok_or_else(|| PeriodError("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD".into()))?;
-            let (a, b) = date.split_once(',').ok_or_else(|| PeriodError("date must be 'from,to' for period=custom".into()))?;
+            let date = date.ok_or_else(|| {
+                PeriodError("period=custom needs date=YYYY-MM-DD,YYYY-MM-DD".into())
+            })?;
+            let (a, b) = date
+                .split_once(',')
+                .ok_or_else(|| PeriodError("date must be 'from,to' for period=custom".into()))?;
             let (a, b) = (parse_day(a)?, parse_day(b)?);
             if b < a {
                 return Err(PeriodError("date range ends before it starts".into()));
@@ -82,9 +90,14 @@ fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
     // Midnight can be skipped by a DST change (e.g. America/Santiago): take the first instant
     // of the local day that exists.
     match tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.with_timezone(&Utc)
+        }
         chrono::LocalResult::None => (1..=3)
-            .find_map(|h| tz.from_local_datetime(&(naive + chrono::Duration::hours(h))).earliest())
+            .find_map(|h| {
+                tz.from_local_datetime(&(naive + chrono::Duration::hours(h)))
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|| Utc.from_utc_datetime(&naive)),
     }
@@ -133,13 +146,19 @@ mod tests {
     #[test]
     fn seven_days_include_the_reference_day() {
         let range = resolve_period(Period::Days7, day("2026-03-10"), Tz::UTC);
-        assert_eq!((range.first_day, range.last_day), (day("2026-03-04"), day("2026-03-10")));
+        assert_eq!(
+            (range.first_day, range.last_day),
+            (day("2026-03-04"), day("2026-03-10"))
+        );
     }
 
     #[test]
     fn month_and_custom() {
         let range = resolve_period(Period::Month, day("2024-02-10"), Tz::UTC);
-        assert_eq!((range.first_day, range.last_day), (day("2024-02-01"), day("2024-02-29")));
+        assert_eq!(
+            (range.first_day, range.last_day),
+            (day("2024-02-01"), day("2024-02-29"))
+        );
         let (p, _) = parse_period(Some("custom"), Some("2024-01-01,2024-01-31")).expect("valid");
         let range = resolve_period(p, day("2030-01-01"), Tz::UTC);
         assert_eq!(range.to.to_rfc3339(), "2024-02-01T00:00:00+00:00");

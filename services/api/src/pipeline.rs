@@ -10,5 +10,8 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub async fn lag(State(state): State<Arc<AppState>>) -> Result<Json<PipelineState>, ApiError> {
-    pipeline_state(&state.js, &state.topology).await.map(Json).map_err(ApiError::unavailable)
+    pipeline_state(&state.js, &state.topology)
+        .await
+        .map(Json)
+        .map_err(ApiError::unavailable)
 }

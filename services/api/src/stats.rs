@@ -42,11 +42,18 @@ pub struct Point {
     pageviews: i64,
 }
 
-pub async fn summary(State(state): State<Arc<AppState>>, Query(query): Query<StatsQuery>) -> Result<Json<Summary>, ApiError> {
-    let raw_site = query.site.as_deref().ok_or_else(|| ApiError::bad_request("parameter `site` is required"))?;
-    let domain = normalize_domain(raw_site).map_err(|e| ApiError::bad_request(format!("site '{raw_site}' {e}")))?;
-    let (period, date) =
-        parse_period(query.period.as_deref(), query.date.as_deref()).map_err(|e| ApiError::bad_request(e.0))?;
+pub async fn summary(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<StatsQuery>,
+) -> Result<Json<Summary>, ApiError> {
+    let raw_site = query
+        .site
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("parameter `site` is required"))?;
+    let domain = normalize_domain(raw_site)
+        .map_err(|e| ApiError::bad_request(format!("site '{raw_site}' {e}")))?;
+    let (period, date) = parse_period(query.period.as_deref(), query.date.as_deref())
+        .map_err(|e| ApiError::bad_request(e.0))?;
     let site = sites::find(&state.pool, &domain)
         .await
         .map_err(ApiError::unavailable)?
@@ -75,19 +82,30 @@ pub async fn summary(State(state): State<Arc<AppState>>, Query(query): Query<Sta
         )
         .await
         .map_err(ApiError::unavailable)?;
-    let date_format = if unit == "hour" { "%Y-%m-%d %H:%M:%S" } else { "%Y-%m-%d" };
+    let date_format = if unit == "hour" {
+        "%Y-%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d"
+    };
     let timeseries = rows
         .iter()
         .map(|row| {
             let local: NaiveDateTime = row.get(0);
-            Point { date: local.format(date_format).to_string(), pageviews: row.get(1) }
+            Point {
+                date: local.format(date_format).to_string(),
+                pageviews: row.get(1),
+            }
         })
         .collect();
 
     let now_ms = Utc::now().timestamp_millis();
     let realtime_visitors: u64 = state
         .redis
-        .zcount(state.live_keys.visitors(&site.domain), (now_ms - LIVE_WINDOW_MS) as f64, f64::INFINITY)
+        .zcount(
+            state.live_keys.visitors(&site.domain),
+            (now_ms - LIVE_WINDOW_MS) as f64,
+            f64::INFINITY,
+        )
         .await
         .map_err(ApiError::unavailable)?;
 

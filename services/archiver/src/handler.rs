@@ -31,9 +31,17 @@ impl BatchHandler for ArchiveHandler {
                         documents.push(event_document(&event));
                         positions.push(i);
                     }
-                    Err(e) => decisions[i] = Decision::DeadLetter { reason: e.to_string() },
+                    Err(e) => {
+                        decisions[i] = Decision::DeadLetter {
+                            reason: e.to_string(),
+                        }
+                    }
                 },
-                Err(e) => decisions[i] = Decision::DeadLetter { reason: e.to_string() },
+                Err(e) => {
+                    decisions[i] = Decision::DeadLetter {
+                        reason: e.to_string(),
+                    }
+                }
             }
         }
         if documents.is_empty() {
@@ -42,16 +50,30 @@ impl BatchHandler for ArchiveHandler {
         let attempted = documents.len();
         let mut failed = 0usize;
         let mut duplicates = 0usize;
-        if let Err(error) = self.archive.events().insert_many(documents).ordered(false).await {
+        if let Err(error) = self
+            .archive
+            .events()
+            .insert_many(documents)
+            .ordered(false)
+            .await
+        {
             match *error.kind {
-                ErrorKind::InsertMany(InsertManyError { write_errors: Some(ref errors), write_concern_error: None, .. }) => {
+                ErrorKind::InsertMany(InsertManyError {
+                    write_errors: Some(ref errors),
+                    write_concern_error: None,
+                    ..
+                }) => {
                     for write_error in errors {
-                        let Some(&position) = positions.get(write_error.index) else { continue };
+                        let Some(&position) = positions.get(write_error.index) else {
+                            continue;
+                        };
                         if write_error.code == DUPLICATE_KEY {
                             duplicates += 1;
                         } else {
                             failed += 1;
-                            decisions[position] = Decision::Retry { reason: write_error.message.clone() };
+                            decisions[position] = Decision::Retry {
+                                reason: write_error.message.clone(),
+                            };
                         }
                     }
                 }
@@ -60,12 +82,15 @@ impl BatchHandler for ArchiveHandler {
                 _ => {
                     failed = attempted;
                     for &position in &positions {
-                        decisions[position] = Decision::Retry { reason: error.to_string() };
+                        decisions[position] = Decision::Retry {
+                            reason: error.to_string(),
+                        };
                     }
                 }
             }
         }
-        metrics::counter!("beacon_archiver_inserted_total").increment((attempted - failed - duplicates) as u64);
+        metrics::counter!("beacon_archiver_inserted_total")
+            .increment((attempted - failed - duplicates) as u64);
         metrics::counter!("beacon_archiver_duplicates_total").increment(duplicates as u64);
         decisions
     }

@@ -22,20 +22,34 @@ pub struct Deps {
 
 /// Consumes until `shutdown`; serves `/healthz`, `/readyz`, `/metrics` on `admin` if given
 /// (in `beacon all` one shared admin listener serves every service instead).
-pub async fn run(deps: Deps, admin: Option<TcpListener>, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    deps: Deps,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let admin_server = match admin {
         Some(listener) => {
             tracing::info!(addr = %listener.local_addr()?, "archiver admin listening");
             let router = admin_router(deps.admin.clone());
             let token = shutdown.clone();
             Some(tokio::spawn(async move {
-                axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
             }))
         }
         None => None,
     };
     let handler = ArchiveHandler::new(deps.archive);
-    supervise_consumer(&deps.js, &deps.topology, ConsumerKind::Archiver, &deps.policy, &handler, &shutdown).await;
+    supervise_consumer(
+        &deps.js,
+        &deps.topology,
+        ConsumerKind::Archiver,
+        &deps.policy,
+        &handler,
+        &shutdown,
+    )
+    .await;
     if let Some(server) = admin_server {
         server.await.map_err(std::io::Error::other)??;
     }

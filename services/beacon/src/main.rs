@@ -13,7 +13,10 @@ use crate::cli::{Cli, Command, SiteCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("beacon: cannot start the async runtime: {e}");
@@ -30,7 +33,8 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
-    let config = beacon_runtime::Config::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let config =
+        beacon_runtime::Config::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     beacon_runtime::telemetry::init_tracing(config.log_format);
     match command {
         Command::Collector => services::collector(config).await?,
@@ -39,12 +43,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Api => services::api(config).await?,
         Command::All => services::all(config).await?,
         Command::Migrate => tools::migrate(&config).await?,
-        Command::Site { command: SiteCommand::Add { domain, timezone, owner } } => {
-            tools::site_add(&config, &domain, &timezone, owner.as_deref()).await?
-        }
-        Command::Site { command: SiteCommand::List } => tools::site_list(&config).await?,
+        Command::Site {
+            command:
+                SiteCommand::Add {
+                    domain,
+                    timezone,
+                    owner,
+                },
+        } => tools::site_add(&config, &domain, &timezone, owner.as_deref()).await?,
+        Command::Site {
+            command: SiteCommand::List,
+        } => tools::site_list(&config).await?,
         Command::Lag { json } => tools::lag(&config, json).await?,
-        Command::User { .. } | Command::Key { .. } => return Ok(not_yet("owner accounts and API keys")),
+        Command::User { .. } | Command::Key { .. } => {
+            return Ok(not_yet("owner accounts and API keys"));
+        }
         Command::Replay { .. } => return Ok(not_yet("replay")),
         Command::Import { .. } => return Ok(not_yet("import")),
         Command::Dlq { .. } => return Ok(not_yet("dead-letter tools")),

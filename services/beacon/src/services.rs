@@ -37,12 +37,18 @@ pub async fn collector(config: Config) -> anyhow::Result<()> {
     wiring::jetstream(&config, &client).await?;
     let pool = wiring::postgres(&config).await?;
     let listener = wiring::bind(config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
-    let health = Health::default().with(Probe::nats(client.clone())).with(wiring::postgres_probe(&pool));
+    let health = Health::default()
+        .with(Probe::nats(client.clone()))
+        .with(wiring::postgres_probe(&pool));
     let deps = beacon_collector::Deps {
         publisher: wiring::publisher(&config, &client),
         pool,
         trusted_proxies: config.trusted_proxies.clone(),
-        admin: AdminState { health, metrics, shutdown: shutdown.clone() },
+        admin: AdminState {
+            health,
+            metrics,
+            shutdown: shutdown.clone(),
+        },
     };
     beacon_collector::run(deps, listener, shutdown).await?;
     client.flush().await?;
@@ -56,13 +62,19 @@ pub async fn archiver(config: Config) -> anyhow::Result<()> {
     let js = wiring::jetstream(&config, &client).await?;
     let archive = wiring::archive(&config).await?;
     let listener = wiring::bind(config.admin_addr, "BEACON_ADMIN_ADDR").await?;
-    let health = Health::default().with(Probe::nats(client.clone())).with(wiring::mongo_probe(&archive));
+    let health = Health::default()
+        .with(Probe::nats(client.clone()))
+        .with(wiring::mongo_probe(&archive));
     let deps = beacon_archiver::Deps {
         js,
         topology: wiring::topology(&config),
         policy: ConsumerPolicy::default(),
         archive,
-        admin: AdminState { health, metrics, shutdown: shutdown.clone() },
+        admin: AdminState {
+            health,
+            metrics,
+            shutdown: shutdown.clone(),
+        },
     };
     beacon_archiver::run(deps, Some(listener), shutdown).await?;
     client.flush().await?;
@@ -88,7 +100,11 @@ pub async fn aggregator(config: Config) -> anyhow::Result<()> {
         pool,
         redis,
         live_keys: wiring::live_keys(&config),
-        admin: AdminState { health, metrics, shutdown: shutdown.clone() },
+        admin: AdminState {
+            health,
+            metrics,
+            shutdown: shutdown.clone(),
+        },
     };
     beacon_aggregator::run(deps, Some(listener), shutdown).await?;
     client.flush().await?;
@@ -113,7 +129,11 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
         live_keys: wiring::live_keys(&config),
         js,
         topology: wiring::topology(&config),
-        admin: AdminState { health, metrics, shutdown: shutdown.clone() },
+        admin: AdminState {
+            health,
+            metrics,
+            shutdown: shutdown.clone(),
+        },
     };
     beacon_api::run(deps, listener, shutdown).await?;
     Ok(())
@@ -136,7 +156,11 @@ pub async fn all(config: Config) -> anyhow::Result<()> {
         .with(wiring::postgres_probe(&pool))
         .with(wiring::redis_probe(&redis))
         .with(wiring::mongo_probe(&archive));
-    let admin = AdminState { health, metrics, shutdown: shutdown.clone() };
+    let admin = AdminState {
+        health,
+        metrics,
+        shutdown: shutdown.clone(),
+    };
     let topology = wiring::topology(&config);
 
     let collector = tokio::spawn(beacon_collector::run(
@@ -189,7 +213,9 @@ pub async fn all(config: Config) -> anyhow::Result<()> {
     let admin_token = shutdown.clone();
     tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
     let admin_server = tokio::spawn(async move {
-        axum::serve(admin_listener, admin_router).with_graceful_shutdown(admin_token.cancelled_owned()).await
+        axum::serve(admin_listener, admin_router)
+            .with_graceful_shutdown(admin_token.cancelled_owned())
+            .await
     });
 
     // If any service stops on its own (a failed listener), stop the others too.

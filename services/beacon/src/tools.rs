@@ -13,8 +13,11 @@ use crate::wiring;
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let client = wiring::nats(config).await?;
     wiring::jetstream(config, &client).await?;
-    println!("jetstream: streams {} and {} with their consumers are up to date", 
-        wiring::topology(config).events_stream(), wiring::topology(config).dead_letter_stream());
+    println!(
+        "jetstream: streams {} and {} with their consumers are up to date",
+        wiring::topology(config).events_stream(),
+        wiring::topology(config).dead_letter_stream()
+    );
     wiring::postgres(config).await?;
     println!("postgres: schema {} is up to date", config.namespace);
     wiring::archive(config).await?;
@@ -22,13 +25,20 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn site_add(config: &Config, domain: &str, timezone: &str, owner: Option<&str>) -> anyhow::Result<()> {
+pub async fn site_add(
+    config: &Config,
+    domain: &str,
+    timezone: &str,
+    owner: Option<&str>,
+) -> anyhow::Result<()> {
     let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("DOMAIN '{domain}' {e}"))?;
-    let tz: Tz = timezone
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--timezone '{timezone}' is not an IANA time zone such as Europe/Berlin"))?;
+    let tz: Tz = timezone.parse().map_err(|_| {
+        anyhow::anyhow!("--timezone '{timezone}' is not an IANA time zone such as Europe/Berlin")
+    })?;
     let pool = wiring::postgres(config).await?;
-    let site = sites::add(&pool, &domain, tz, owner).await.context("cannot add site")?;
+    let site = sites::add(&pool, &domain, tz, owner)
+        .await
+        .context("cannot add site")?;
     println!("added site {} (time zone {})", site.domain, site.timezone);
     Ok(())
 }
@@ -40,7 +50,12 @@ pub async fn site_list(config: &Config) -> anyhow::Result<()> {
         eprintln!("no sites yet; add one with `beacon site add DOMAIN`");
     }
     for site in all {
-        println!("{}\t{}\t{}", site.domain, site.timezone, site.owner_email.as_deref().unwrap_or("-"));
+        println!(
+            "{}\t{}\t{}",
+            site.domain,
+            site.timezone,
+            site.owner_email.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }
@@ -48,18 +63,38 @@ pub async fn site_list(config: &Config) -> anyhow::Result<()> {
 pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
     let client = wiring::nats(config).await?;
     let js = wiring::jetstream(config, &client).await?;
-    let state = pipeline_state(&js, &wiring::topology(config)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = pipeline_state(&js, &wiring::topology(config))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&state)?);
         return Ok(());
     }
     let s = &state.stream;
-    println!("stream {}: {} messages, {} bytes, sequences {}..{}", s.name, s.messages, s.bytes, s.first_sequence, s.last_sequence);
-    println!("{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}", "consumer", "pending", "ack_pending", "redelivered", "waiting", "last_delivered", "ack_floor");
+    println!(
+        "stream {}: {} messages, {} bytes, sequences {}..{}",
+        s.name, s.messages, s.bytes, s.first_sequence, s.last_sequence
+    );
+    println!(
+        "{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}",
+        "consumer",
+        "pending",
+        "ack_pending",
+        "redelivered",
+        "waiting",
+        "last_delivered",
+        "ack_floor"
+    );
     for c in &state.consumers {
         println!(
             "{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}",
-            c.name, c.pending, c.ack_pending, c.redelivered, c.waiting, c.last_delivered, c.ack_floor
+            c.name,
+            c.pending,
+            c.ack_pending,
+            c.redelivered,
+            c.waiting,
+            c.last_delivered,
+            c.ack_floor
         );
     }
     println!("dead letters: {}", state.dead_letters);

@@ -17,27 +17,44 @@ pub fn topology(config: &Config) -> Topology {
 }
 
 pub fn stream_settings(config: &Config) -> StreamSettings {
-    StreamSettings { max_age: config.stream_max_age, ..StreamSettings::default() }
+    StreamSettings {
+        max_age: config.stream_max_age,
+        ..StreamSettings::default()
+    }
 }
 
 pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     let url = config.nats_url.clone();
     retry("connecting to NATS", RetryPolicy::STARTUP, || {
-        async_nats::ConnectOptions::new().name("beacon").connect(url.clone())
+        async_nats::ConnectOptions::new()
+            .name("beacon")
+            .connect(url.clone())
     })
     .await
-    .with_context(|| format!("cannot connect to NATS at {} (BEACON_NATS_URL)", config.nats_url))
+    .with_context(|| {
+        format!(
+            "cannot connect to NATS at {} (BEACON_NATS_URL)",
+            config.nats_url
+        )
+    })
 }
 
 /// The JetStream context, with the topology ensured.
-pub async fn jetstream(config: &Config, client: &async_nats::Client) -> anyhow::Result<jetstream::Context> {
+pub async fn jetstream(
+    config: &Config,
+    client: &async_nats::Client,
+) -> anyhow::Result<jetstream::Context> {
     let js = jetstream::new(client.clone());
     let topology = topology(config);
     let settings = stream_settings(config);
     let policy = ConsumerPolicy::default();
-    retry("ensuring the JetStream topology", RetryPolicy::STARTUP, || ensure_topology(&js, &topology, &settings, &policy))
-        .await
-        .context("cannot create the JetStream streams and consumers (is JetStream enabled?)")?;
+    retry(
+        "ensuring the JetStream topology",
+        RetryPolicy::STARTUP,
+        || ensure_topology(&js, &topology, &settings, &policy),
+    )
+    .await
+    .context("cannot create the JetStream streams and consumers (is JetStream enabled?)")?;
     Ok(js)
 }
 
@@ -52,21 +69,28 @@ pub async fn postgres(config: &Config) -> anyhow::Result<Pool> {
     })
     .await
     .context("cannot migrate PostgreSQL (BEACON_POSTGRES_URL)")?;
-    beacon_store::postgres::pool(&config.postgres_url, &config.namespace, 16).context("BEACON_POSTGRES_URL")
+    beacon_store::postgres::pool(&config.postgres_url, &config.namespace, 16)
+        .context("BEACON_POSTGRES_URL")
 }
 
 pub async fn archive(config: &Config) -> anyhow::Result<Archive> {
-    let archive = Archive::connect(&config.mongo_url, &config.namespace).await.context("BEACON_MONGO_URL")?;
-    retry("creating MongoDB indexes", RetryPolicy::STARTUP, || archive.ensure_indexes())
+    let archive = Archive::connect(&config.mongo_url, &config.namespace)
         .await
-        .context("cannot reach MongoDB (BEACON_MONGO_URL)")?;
+        .context("BEACON_MONGO_URL")?;
+    retry("creating MongoDB indexes", RetryPolicy::STARTUP, || {
+        archive.ensure_indexes()
+    })
+    .await
+    .context("cannot reach MongoDB (BEACON_MONGO_URL)")?;
     Ok(archive)
 }
 
 pub async fn redis(config: &Config) -> anyhow::Result<fred::prelude::Client> {
-    retry("connecting to Redis", RetryPolicy::STARTUP, || beacon_store::live::connect(&config.redis_url))
-        .await
-        .context("cannot connect to Redis (BEACON_REDIS_URL)")
+    retry("connecting to Redis", RetryPolicy::STARTUP, || {
+        beacon_store::live::connect(&config.redis_url)
+    })
+    .await
+    .context("cannot connect to Redis (BEACON_REDIS_URL)")
 }
 
 pub fn live_keys(config: &Config) -> LiveKeys {
@@ -77,7 +101,11 @@ pub fn postgres_probe(pool: &Pool) -> Probe {
     let pool = pool.clone();
     Probe::new("postgres", move || {
         let pool = pool.clone();
-        async move { beacon_store::postgres::ping(&pool).await.map_err(|e| e.to_string()) }
+        async move {
+            beacon_store::postgres::ping(&pool)
+                .await
+                .map_err(|e| e.to_string())
+        }
     })
 }
 
@@ -94,10 +122,21 @@ pub fn redis_probe(client: &fred::prelude::Client) -> Probe {
     let client = client.clone();
     Probe::new("redis", move || {
         let client = client.clone();
-        async move { client.ping::<String>(None).await.map(|_| ()).map_err(|e| e.to_string()) }
+        async move {
+            client
+                .ping::<String>(None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
     })
 }
 
-pub async fn bind(addr: std::net::SocketAddr, variable: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({variable})"))
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    variable: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({variable})"))
 }

@@ -60,21 +60,36 @@ mod tests {
 
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_claims() {
-        assert_eq!(client_ip(ip("203.0.113.5"), &xff("1.2.3.4"), &[]), ip("203.0.113.5"));
+        assert_eq!(
+            client_ip(ip("203.0.113.5"), &xff("1.2.3.4"), &[]),
+            ip("203.0.113.5")
+        );
     }
 
     #[test]
     fn trusted_proxy_forwards_the_nearest_untrusted_hop() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
         // The client forged "6.6.6.6"; the proxy appended the real address.
-        assert_eq!(client_ip(ip("10.0.0.2"), &xff("6.6.6.6, 198.51.100.7"), &trusted), ip("198.51.100.7"));
-        assert_eq!(client_ip(ip("10.0.0.2"), &xff("198.51.100.7, 10.0.0.9"), &trusted), ip("198.51.100.7"));
-        assert_eq!(client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &xff("6.6.6.6, 198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &xff("198.51.100.7, 10.0.0.9"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
     }
 
     #[test]
     fn ipv4_mapped_peers_match_ipv4_rules() {
         let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().expect("net")];
-        assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &xff("198.51.100.7"), &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &xff("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
     }
 }

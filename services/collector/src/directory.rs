@@ -23,7 +23,11 @@ pub struct SiteDirectory {
 
 impl SiteDirectory {
     pub fn new(pool: Pool) -> Self {
-        Self { pool, snapshot: RwLock::new(None), reload: Mutex::new(()) }
+        Self {
+            pool,
+            snapshot: RwLock::new(None),
+            reload: Mutex::new(()),
+        }
     }
 
     fn cached(&self, domain: &str) -> Option<bool> {
@@ -46,7 +50,11 @@ impl SiteDirectory {
         if let Some(answer) = self.cached(domain) {
             return Ok(answer);
         }
-        let domains: HashSet<String> = sites::list(&self.pool).await?.into_iter().map(|s| s.domain).collect();
+        let domains: HashSet<String> = sites::list(&self.pool)
+            .await?
+            .into_iter()
+            .map(|s| s.domain)
+            .collect();
         let known = domains.contains(domain);
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some((domains, Instant::now()));
         Ok(known)
@@ -62,7 +70,11 @@ pub struct SaltCache {
 
 impl SaltCache {
     pub fn new(pool: Pool) -> Self {
-        Self { pool, current: RwLock::new(None), refresh: Mutex::new(()) }
+        Self {
+            pool,
+            current: RwLock::new(None),
+            refresh: Mutex::new(()),
+        }
     }
 
     fn cached(&self, day: NaiveDate) -> Option<Salt> {

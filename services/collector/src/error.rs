@@ -25,12 +25,22 @@ struct Body<'a> {
 impl ApiError {
     /// `400` about one field of the request.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, field: Some(field.into()), message: message.into(), retry_after: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            field: Some(field.into()),
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// `400` about the body as a whole.
     pub fn body(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, field: None, message: message.into(), retry_after: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            field: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// `503` with `Retry-After`: the event was not stored; the client should send it again.
@@ -46,7 +56,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body { error: &self.message, field: self.field.as_deref() };
+        let body = Body {
+            error: &self.message,
+            field: self.field.as_deref(),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1).to_string();

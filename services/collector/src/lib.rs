@@ -59,13 +59,22 @@ pub fn router(deps: Deps) -> Router {
         .layer(cors)
         .with_state(state)
         .merge(admin_router(deps.admin))
-        .layer(axum::middleware::from_fn(beacon_runtime::http::track_http_metrics))
+        .layer(axum::middleware::from_fn(
+            beacon_runtime::http::track_http_metrics,
+        ))
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
-pub async fn run(deps: Deps, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    deps: Deps,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "collector listening");
-    axum::serve(listener, router(deps).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        router(deps).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }

@@ -88,7 +88,13 @@ async fn accept(
         ApiError::unavailable("site directory unavailable")
     })?;
     if !known {
-        return Err(ApiError::field("site", format!("unknown site '{}'; register it with `beacon site add`", hit.site)));
+        return Err(ApiError::field(
+            "site",
+            format!(
+                "unknown site '{}'; register it with `beacon site add`",
+                hit.site
+            ),
+        ));
     }
 
     let now = chrono::Utc::now();
@@ -96,7 +102,10 @@ async fn accept(
         tracing::error!(error = %e, "cannot read salt");
         ApiError::unavailable("salt store unavailable")
     })?;
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let user_agent: String = user_agent.chars().take(MAX_USER_AGENT).collect();
     let ip = client_ip(peer.ip(), headers, &state.trusted_proxies);
 
@@ -118,10 +127,15 @@ async fn accept(
         enrichment: Enrichment::default(),
     };
     match state.publisher.publish(&event).await {
-        Ok(_) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "id": event.id })))),
+        Ok(_) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "id": event.id })),
+        )),
         Err(e) if e.is_retryable() => {
             tracing::warn!(error = %e, "publish failed");
-            Err(ApiError::unavailable("event stream unavailable; retry later"))
+            Err(ApiError::unavailable(
+                "event stream unavailable; retry later",
+            ))
         }
         Err(e) => Err(ApiError::body(e.to_string())),
     }
@@ -140,7 +154,11 @@ fn parse(body: &[u8]) -> Result<TrackBody, ApiError> {
         }
         let message = inner.to_string();
         let field = if path == "." {
-            message.split('`').nth(1).map(str::to_string).filter(|_| message.starts_with("missing field"))
+            message
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .filter(|_| message.starts_with("missing field"))
         } else {
             Some(path)
         };
@@ -153,18 +171,37 @@ fn parse(body: &[u8]) -> Result<TrackBody, ApiError> {
 
 fn validate(body: &TrackBody) -> Result<ValidHit, ApiError> {
     if body.url.len() > MAX_URL_LEN {
-        return Err(ApiError::field("url", format!("is longer than {} bytes", MAX_URL_LEN)));
+        return Err(ApiError::field(
+            "url",
+            format!("is longer than {} bytes", MAX_URL_LEN),
+        ));
     }
     let parts = split_url(&body.url).map_err(|e| ApiError::field("url", e.to_string()))?;
     let site_raw = body.site.as_deref().unwrap_or(&parts.hostname);
-    let site = normalize_domain(site_raw).map_err(|e| ApiError::field("site", format!("'{site_raw}' {e}")))?;
-    let name = body.name.as_deref().map(str::trim).unwrap_or("pageview").to_string();
+    let site = normalize_domain(site_raw)
+        .map_err(|e| ApiError::field("site", format!("'{site_raw}' {e}")))?;
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or("pageview")
+        .to_string();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::field("name", format!("must be 1 to {} bytes", MAX_NAME_LEN)));
+        return Err(ApiError::field(
+            "name",
+            format!("must be 1 to {} bytes", MAX_NAME_LEN),
+        ));
     }
-    let referrer = body.referrer.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let referrer = body
+        .referrer
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     if referrer.is_some_and(|r| r.len() > MAX_REFERRER) {
-        return Err(ApiError::field("referrer", format!("is longer than {MAX_REFERRER} bytes")));
+        return Err(ApiError::field(
+            "referrer",
+            format!("is longer than {MAX_REFERRER} bytes"),
+        ));
     }
     Ok(ValidHit {
         site,
@@ -180,14 +217,22 @@ fn validate(body: &TrackBody) -> Result<ValidHit, ApiError> {
 
 /// Scalar props become strings; nested values and nulls are dropped.
 fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, ApiError> {
-    let Some(raw) = raw else { return Ok(BTreeMap::new()) };
+    let Some(raw) = raw else {
+        return Ok(BTreeMap::new());
+    };
     if raw.len() > MAX_PROPS {
-        return Err(ApiError::field("props", format!("has more than {MAX_PROPS} properties")));
+        return Err(ApiError::field(
+            "props",
+            format!("has more than {MAX_PROPS} properties"),
+        ));
     }
     let mut props = BTreeMap::new();
     for (key, value) in raw {
         if key.is_empty() || key.len() > MAX_PROP_KEY {
-            return Err(ApiError::field("props", format!("property names must be 1 to {MAX_PROP_KEY} bytes")));
+            return Err(ApiError::field(
+                "props",
+                format!("property names must be 1 to {MAX_PROP_KEY} bytes"),
+            ));
         }
         let value = match value {
             Value::String(s) => s.clone(),
@@ -196,7 +241,10 @@ fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, A
             Value::Null | Value::Array(_) | Value::Object(_) => continue,
         };
         if value.len() > MAX_PROP_VALUE {
-            return Err(ApiError::field(format!("props.{key}"), format!("is longer than {MAX_PROP_VALUE} bytes")));
+            return Err(ApiError::field(
+                format!("props.{key}"),
+                format!("is longer than {MAX_PROP_VALUE} bytes"),
+            ));
         }
         props.insert(key.clone(), value);
     }
@@ -229,10 +277,22 @@ mod tests {
         assert_eq!(field_of(r#"{"site": "a.com"}"#).as_deref(), Some("url"));
         assert_eq!(field_of(r#"{"url": 5}"#).as_deref(), Some("url"));
         assert_eq!(field_of(r#"{"url": "not a url"}"#).as_deref(), Some("url"));
-        assert_eq!(field_of(r#"{"url": "https://a.com/", "site": "bad site"}"#).as_deref(), Some("site"));
-        assert_eq!(field_of(r#"{"url": "https://a.com/", "name": ""}"#).as_deref(), Some("name"));
-        assert_eq!(field_of(r#"{"url": "https://a.com/", "props": []}"#).as_deref(), Some("props"));
-        let long = format!(r#"{{"url": "https://a.com/", "props": {{"k": "{}"}}}}"#, "x".repeat(3000));
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "site": "bad site"}"#).as_deref(),
+            Some("site")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "name": ""}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "props": []}"#).as_deref(),
+            Some("props")
+        );
+        let long = format!(
+            r#"{{"url": "https://a.com/", "props": {{"k": "{}"}}}}"#,
+            "x".repeat(3000)
+        );
         assert_eq!(field_of(&long).as_deref(), Some("props.k"));
     }
 
@@ -248,8 +308,10 @@ mod tests {
     fn nested_props_are_dropped_and_scalars_kept_as_text() {
         let hit = check(r#"{"url": "https://a.com/", "props": {"n": 3, "b": true, "s": "x", "o": {"a": 1}, "z": null}}"#)
             .expect("valid");
-        let expected: BTreeMap<String, String> =
-            [("b", "true"), ("n", "3"), ("s", "x")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let expected: BTreeMap<String, String> = [("b", "true"), ("n", "3"), ("s", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert_eq!(hit.props, expected);
     }
 }

@@ -30,7 +30,11 @@ pub fn admin_router(state: AdminState) -> Router {
 
 async fn healthz(State(state): State<AdminState>) -> Response {
     let report = state.health.check().await;
-    let status = if report.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(report)).into_response()
 }
 
@@ -43,6 +47,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let body = state.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }

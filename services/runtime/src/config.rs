@@ -41,21 +41,65 @@ pub struct ConfigError {
 
 /// Each variable, its default and what it means (printed by `beacon --help` and the README).
 pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("BEACON_NATS_URL", "nats://127.0.0.1:4222", "NATS server with JetStream"),
-    ("BEACON_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL: sites, users, keys, rollups"),
-    ("BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true", "MongoDB: the raw event archive"),
-    ("BEACON_REDIS_URL", "redis://127.0.0.1:6379", "Redis: live counters and query cache"),
-    ("BEACON_COLLECTOR_ADDR", "127.0.0.1:8080", "collector listen address"),
-    ("BEACON_API_ADDR", "127.0.0.1:8000", "API and dashboard listen address"),
-    ("BEACON_ADMIN_ADDR", "127.0.0.1:9090", "archiver/aggregator admin listener (port 0 picks one)"),
-    ("BEACON_TRUSTED_PROXIES", "", "comma-separated addresses/CIDRs whose X-Forwarded-For is believed"),
-    ("BEACON_NAMESPACE", "beacon", "prefix of everything Beacon owns on the shared servers"),
-    ("BEACON_STREAM_MAX_AGE", "30days", "how long the events stream keeps events"),
+    (
+        "BEACON_NATS_URL",
+        "nats://127.0.0.1:4222",
+        "NATS server with JetStream",
+    ),
+    (
+        "BEACON_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "PostgreSQL: sites, users, keys, rollups",
+    ),
+    (
+        "BEACON_MONGO_URL",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+        "MongoDB: the raw event archive",
+    ),
+    (
+        "BEACON_REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "Redis: live counters and query cache",
+    ),
+    (
+        "BEACON_COLLECTOR_ADDR",
+        "127.0.0.1:8080",
+        "collector listen address",
+    ),
+    (
+        "BEACON_API_ADDR",
+        "127.0.0.1:8000",
+        "API and dashboard listen address",
+    ),
+    (
+        "BEACON_ADMIN_ADDR",
+        "127.0.0.1:9090",
+        "archiver/aggregator admin listener (port 0 picks one)",
+    ),
+    (
+        "BEACON_TRUSTED_PROXIES",
+        "",
+        "comma-separated addresses/CIDRs whose X-Forwarded-For is believed",
+    ),
+    (
+        "BEACON_NAMESPACE",
+        "beacon",
+        "prefix of everything Beacon owns on the shared servers",
+    ),
+    (
+        "BEACON_STREAM_MAX_AGE",
+        "30days",
+        "how long the events stream keeps events",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
 fn default_of(variable: &str) -> &'static str {
-    VARIABLES.iter().find(|(name, _, _)| *name == variable).map(|(_, d, _)| *d).unwrap_or("")
+    VARIABLES
+        .iter()
+        .find(|(name, _, _)| *name == variable)
+        .map(|(_, d, _)| *d)
+        .unwrap_or("")
 }
 
 impl Config {
@@ -81,34 +125,68 @@ impl Config {
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
-                other => return Err(err("BEACON_LOG_FORMAT", format!("'{other}' is neither 'text' nor 'json'"))),
+                other => {
+                    return Err(err(
+                        "BEACON_LOG_FORMAT",
+                        format!("'{other}' is neither 'text' nor 'json'"),
+                    ));
+                }
             },
         })
     }
 }
 
 fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
 }
 
-fn url(get: &impl Fn(&'static str) -> String, variable: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+fn url(
+    get: &impl Fn(&'static str) -> String,
+    variable: &'static str,
+    schemes: &[&str],
+) -> Result<String, ConfigError> {
     let value = get(variable);
     let scheme = value.split_once("://").map(|(s, _)| s).unwrap_or("");
     if schemes.contains(&scheme) {
         Ok(value)
     } else {
-        Err(err(variable, format!("'{value}' is not a URL with a scheme of {}", schemes.join(", "))))
+        Err(err(
+            variable,
+            format!(
+                "'{value}' is not a URL with a scheme of {}",
+                schemes.join(", ")
+            ),
+        ))
     }
 }
 
-fn addr(get: &impl Fn(&'static str) -> String, variable: &'static str) -> Result<SocketAddr, ConfigError> {
+fn addr(
+    get: &impl Fn(&'static str) -> String,
+    variable: &'static str,
+) -> Result<SocketAddr, ConfigError> {
     let value = get(variable);
-    value.parse().map_err(|_| err(variable, format!("'{value}' is not an address like 127.0.0.1:8080")))
+    value.parse().map_err(|_| {
+        err(
+            variable,
+            format!("'{value}' is not an address like 127.0.0.1:8080"),
+        )
+    })
 }
 
-fn duration(get: &impl Fn(&'static str) -> String, variable: &'static str) -> Result<Duration, ConfigError> {
+fn duration(
+    get: &impl Fn(&'static str) -> String,
+    variable: &'static str,
+) -> Result<Duration, ConfigError> {
     let value = get(variable);
-    humantime::parse_duration(&value).map_err(|e| err(variable, format!("'{value}' is not a duration like 30days: {e}")))
+    humantime::parse_duration(&value).map_err(|e| {
+        err(
+            variable,
+            format!("'{value}' is not a duration like 30days: {e}"),
+        )
+    })
 }
 
 fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
@@ -119,7 +197,12 @@ fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| err("BEACON_TRUSTED_PROXIES", format!("'{item}' is not an IP address or CIDR")))
+                .map_err(|_| {
+                    err(
+                        "BEACON_TRUSTED_PROXIES",
+                        format!("'{item}' is not an IP address or CIDR"),
+                    )
+                })
         })
         .collect()
 }
@@ -128,13 +211,17 @@ fn namespace(value: &str) -> Result<String, ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= 40
         && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(value.to_string())
     } else {
         Err(err(
             "BEACON_NAMESPACE",
-            format!("'{value}' must be 1-40 characters: a lower-case letter, then lower-case letters, digits or '_'"),
+            format!(
+                "'{value}' must be 1-40 characters: a lower-case letter, then lower-case letters, digits or '_'"
+            ),
         ))
     }
 }
@@ -146,7 +233,10 @@ mod tests {
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -181,8 +271,12 @@ mod tests {
 
     #[test]
     fn trusted_proxies_take_addresses_and_cidrs() {
-        let config = with(&[("BEACON_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1,::1")]).expect("valid");
+        let config =
+            with(&[("BEACON_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1,::1")]).expect("valid");
         assert_eq!(config.trusted_proxies.len(), 3);
-        assert!(config.trusted_proxies[1].contains(&"192.168.1.1".parse::<std::net::IpAddr>().expect("ip")));
+        assert!(
+            config.trusted_proxies[1]
+                .contains(&"192.168.1.1".parse::<std::net::IpAddr>().expect("ip"))
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! it again (with growing delays) whenever the message stream fails, until shutdown.
 
 use beacon_jetstream::async_nats::jetstream::{self, consumer::PullConsumer};
-use beacon_jetstream::{BatchHandler, ConsumerKind, ConsumerPolicy, DeadLetterer, Topology, run_consumer};
+use beacon_jetstream::{
+    BatchHandler, ConsumerKind, ConsumerPolicy, DeadLetterer, Topology, run_consumer,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::restart_delay;
@@ -24,7 +26,9 @@ pub async fn supervise_consumer<H: BatchHandler>(
         let result = match open(js, topology, &name).await {
             Ok(consumer) => {
                 tracing::info!(consumer = %name, "consuming");
-                run_consumer(&consumer, &name, policy, handler, &dead_letters, shutdown).await.map_err(|e| e.to_string())
+                run_consumer(&consumer, &name, policy, handler, &dead_letters, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Err(e) => Err(e),
         };
@@ -33,7 +37,8 @@ pub async fn supervise_consumer<H: BatchHandler>(
             Err(error) => {
                 let delay = restart_delay(attempt);
                 attempt = attempt.saturating_add(1);
-                metrics::counter!("beacon_consumer_restarts_total", "consumer" => name.clone()).increment(1);
+                metrics::counter!("beacon_consumer_restarts_total", "consumer" => name.clone())
+                    .increment(1);
                 tracing::warn!(consumer = %name, %error, ?delay, "consumer stopped; starting again");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -45,7 +50,14 @@ pub async fn supervise_consumer<H: BatchHandler>(
     tracing::info!(consumer = %name, "consumer stopped");
 }
 
-async fn open(js: &jetstream::Context, topology: &Topology, name: &str) -> Result<PullConsumer, String> {
-    let stream = js.get_stream(topology.events_stream()).await.map_err(|e| e.to_string())?;
+async fn open(
+    js: &jetstream::Context,
+    topology: &Topology,
+    name: &str,
+) -> Result<PullConsumer, String> {
+    let stream = js
+        .get_stream(topology.events_stream())
+        .await
+        .map_err(|e| e.to_string())?;
     stream.get_consumer(name).await.map_err(|e| e.to_string())
 }

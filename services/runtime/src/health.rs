@@ -21,7 +21,10 @@ impl Probe {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        Self { name, check: Arc::new(move || Box::pin(check())) }
+        Self {
+            name,
+            check: Arc::new(move || Box::pin(check())),
+        }
     }
 
     /// NATS: a flush is a PING/PONG round trip.
@@ -74,9 +77,16 @@ impl Health {
             let result = tokio::time::timeout(Duration::from_secs(2), (probe.check)())
                 .await
                 .unwrap_or_else(|_| Err("timed out after 2s".to_string()));
-            CheckReport { name: probe.name, ok: result.is_ok(), error: result.err() }
+            CheckReport {
+                name: probe.name,
+                ok: result.is_ok(),
+                error: result.err(),
+            }
         }))
         .await;
-        HealthReport { healthy: checks.iter().all(|c| c.ok), checks }
+        HealthReport {
+            healthy: checks.iter().all(|c| c.ok),
+            checks,
+        }
     }
 }

@@ -19,6 +19,7 @@ pub async fn track_http_metrics(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::counter!("beacon_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("beacon_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("beacon_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }

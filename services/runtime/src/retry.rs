@@ -26,8 +26,11 @@ impl RetryPolicy {
     };
 
     /// A long-running loop that must come back by itself: forever, at most every 10 s.
-    pub const FOREVER: RetryPolicy =
-        RetryPolicy { initial: Duration::from_millis(200), max_interval: Duration::from_secs(10), max_elapsed: None };
+    pub const FOREVER: RetryPolicy = RetryPolicy {
+        initial: Duration::from_millis(200),
+        max_interval: Duration::from_secs(10),
+        max_elapsed: None,
+    };
 }
 
 /// Runs `op` until it succeeds or the policy gives up, logging each failure with `what`.
@@ -55,7 +58,9 @@ where
 
 /// A growing delay for loops that restart themselves (attempt 0, 1, 2, …).
 pub fn restart_delay(attempt: u32) -> Duration {
-    Duration::from_millis(200).saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(10))
+    Duration::from_millis(200)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(10))
 }
 
 #[cfg(test)]
@@ -67,10 +72,20 @@ mod tests {
     #[tokio::test]
     async fn retries_until_success() {
         let calls = AtomicU32::new(0);
-        let policy = RetryPolicy { initial: Duration::from_millis(1), max_interval: Duration::from_millis(2), max_elapsed: None };
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(1),
+            max_interval: Duration::from_millis(2),
+            max_elapsed: None,
+        };
         let result: Result<u32, String> = retry("test", policy, || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move { if n < 3 { Err(format!("fail {n}")) } else { Ok(n) } }
+            async move {
+                if n < 3 {
+                    Err(format!("fail {n}"))
+                } else {
+                    Ok(n)
+                }
+            }
         })
         .await;
         assert_eq!(result, Ok(3));
@@ -83,7 +98,8 @@ mod tests {
             max_interval: Duration::from_millis(5),
             max_elapsed: Some(Duration::from_millis(30)),
         };
-        let result: Result<(), String> = retry("test", policy, || async { Err("down".to_string()) }).await;
+        let result: Result<(), String> =
+            retry("test", policy, || async { Err("down".to_string()) }).await;
         assert_eq!(result, Err("down".to_string()));
     }
 

@@ -27,7 +27,12 @@ impl Archive {
 
     /// Round trip for `/healthz`.
     pub async fn ping(&self) -> Result<(), mongodb::error::Error> {
-        self.events.client().database("admin").run_command(doc! { "ping": 1 }).await.map(|_| ())
+        self.events
+            .client()
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(|_| ())
     }
 
     /// Indexes the archive needs: `_id` is the event id (unique by definition); (site, time)
@@ -43,13 +48,20 @@ impl Archive {
 
     /// Drops the namespace's database (tests only).
     pub async fn drop_namespace(&self) -> Result<(), mongodb::error::Error> {
-        self.client.database(&self.events.namespace().db).drop().await
+        self.client
+            .database(&self.events.namespace().db)
+            .drop()
+            .await
     }
 }
 
 /// The archived form of an event: every field, `_id` = event id, times as BSON dates.
 pub fn event_document(event: &Event) -> Document {
-    let props: Document = event.props.iter().map(|(k, v)| (k.clone(), bson::Bson::String(v.clone()))).collect();
+    let props: Document = event
+        .props
+        .iter()
+        .map(|(k, v)| (k.clone(), bson::Bson::String(v.clone())))
+        .collect();
     let e = &event.enrichment;
     doc! {
         "_id": event.id.to_string(),

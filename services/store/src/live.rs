@@ -14,7 +14,9 @@ pub struct LiveKeys {
 
 impl LiveKeys {
     pub fn new(namespace: &str) -> Self {
-        Self { prefix: namespace.to_string() }
+        Self {
+            prefix: namespace.to_string(),
+        }
     }
 
     /// Sorted set: member = visitor id, score = that visitor's latest event time (Unix ms).

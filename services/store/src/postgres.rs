@@ -26,7 +26,8 @@ pub enum StoreError {
 }
 
 fn config(url: &str, namespace: &str) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Url(e.to_string()))?;
     config.options(format!("-c search_path={namespace}"));
     config.application_name("beacon");
     Ok(config)
@@ -37,9 +38,14 @@ pub fn pool(url: &str, namespace: &str, max_size: usize) -> Result<Pool, StoreEr
     let manager = Manager::from_config(
         config(url, namespace)?,
         NoTls,
-        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
     );
-    Pool::builder(manager).max_size(max_size).build().map_err(|e| StoreError::Url(e.to_string()))
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Url(e.to_string()))
 }
 
 /// Checks out a connection and runs `SELECT 1`.
@@ -54,17 +60,25 @@ pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
     let (mut client, connection) = config(url, namespace)?.connect(NoTls).await?;
     let driver = tokio::spawn(connection);
     let lock_key = format!("beacon-migrate:{namespace}");
-    client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key]).await?;
+    client
+        .execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock_key])
+        .await?;
     let result = async {
-        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"")).await?;
-        let report = embedded::migrations::runner().run_async(&mut client).await?;
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\""))
+            .await?;
+        let report = embedded::migrations::runner()
+            .run_async(&mut client)
+            .await?;
         for migration in report.applied_migrations() {
             tracing::info!(namespace, migration = %migration, "applied migration");
         }
         Ok::<(), StoreError>(())
     }
     .await;
-    let unlock = client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key]).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
+        .await;
     drop(client);
     let _ = driver.await;
     result?;
@@ -76,7 +90,9 @@ pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
 pub async fn drop_namespace(url: &str, namespace: &str) -> Result<(), StoreError> {
     let (client, connection) = config(url, namespace)?.connect(NoTls).await?;
     let driver = tokio::spawn(connection);
-    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{namespace}\" CASCADE")).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{namespace}\" CASCADE"))
+        .await?;
     drop(client);
     let _ = driver.await;
     Ok(())

@@ -11,13 +11,22 @@ pub async fn salt_for(pool: &Pool, day: NaiveDate) -> Result<Salt, StoreError> {
     let client = pool.get().await?;
     let fresh: [u8; 16] = rand::random();
     client
-        .execute("INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING", &[&day, &&fresh[..]])
+        .execute(
+            "INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+            &[&day, &&fresh[..]],
+        )
         .await?;
-    let row = client.query_one("SELECT salt FROM salts WHERE day = $1", &[&day]).await?;
+    let row = client
+        .query_one("SELECT salt FROM salts WHERE day = $1", &[&day])
+        .await?;
     let bytes: Vec<u8> = row.get(0);
-    let salt: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Invalid("stored salt is not 16 bytes".into()))?;
+    let salt: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Invalid("stored salt is not 16 bytes".into()))?;
     if let Some(cutoff) = day.pred_opt() {
-        client.execute("DELETE FROM salts WHERE day < $1", &[&cutoff]).await?;
+        client
+            .execute("DELETE FROM salts WHERE day < $1", &[&cutoff])
+            .await?;
     }
     Ok(Salt(salt))
 }

@@ -13,7 +13,12 @@ pub struct Site {
 }
 
 /// Registers a site (domain already normalised). Adding an existing domain is an error.
-pub async fn add(pool: &Pool, domain: &str, timezone: Tz, owner_email: Option<&str>) -> Result<Site, StoreError> {
+pub async fn add(
+    pool: &Pool,
+    domain: &str,
+    timezone: Tz,
+    owner_email: Option<&str>,
+) -> Result<Site, StoreError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -25,7 +30,12 @@ pub async fn add(pool: &Pool, domain: &str, timezone: Tz, owner_email: Option<&s
     let Some(row) = row else {
         return Err(StoreError::Invalid(format!("site {domain} already exists")));
     };
-    Ok(Site { id: row.get(0), domain: domain.to_string(), timezone, owner_email: owner_email.map(str::to_string) })
+    Ok(Site {
+        id: row.get(0),
+        domain: domain.to_string(),
+        timezone,
+        owner_email: owner_email.map(str::to_string),
+    })
 }
 
 fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
@@ -33,7 +43,9 @@ fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
     Ok(Site {
         id: row.get(0),
         domain: row.get(1),
-        timezone: tz.parse().map_err(|_| StoreError::Invalid(format!("stored time zone '{tz}' is unknown")))?,
+        timezone: tz
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("stored time zone '{tz}' is unknown")))?,
         owner_email: row.get(3),
     })
 }
@@ -41,13 +53,23 @@ fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
 /// All sites, by domain.
 pub async fn list(pool: &Pool) -> Result<Vec<Site>, StoreError> {
     let client = pool.get().await?;
-    let rows = client.query("SELECT id, domain, timezone, owner_email FROM sites ORDER BY domain", &[]).await?;
+    let rows = client
+        .query(
+            "SELECT id, domain, timezone, owner_email FROM sites ORDER BY domain",
+            &[],
+        )
+        .await?;
     rows.iter().map(site_from_row).collect()
 }
 
 /// One site by (normalised) domain.
 pub async fn find(pool: &Pool, domain: &str) -> Result<Option<Site>, StoreError> {
     let client = pool.get().await?;
-    let row = client.query_opt("SELECT id, domain, timezone, owner_email FROM sites WHERE domain = $1", &[&domain]).await?;
+    let row = client
+        .query_opt(
+            "SELECT id, domain, timezone, owner_email FROM sites WHERE domain = $1",
+            &[&domain],
+        )
+        .await?;
     row.as_ref().map(site_from_row).transpose()
 }

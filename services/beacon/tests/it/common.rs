@@ -1,0 +1,288 @@
+//! Test helpers: a unique namespace per test that deletes everything it created on drop, and the
+//! real `beacon` binary as a child process.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use beacon_jetstream::async_nats::jetstream;
+use beacon_jetstream::{ConsumerPolicy, StreamSettings, Topology, ensure_topology};
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn nats_url() -> String {
+    env_or("BEACON_NATS_URL", "nats://127.0.0.1:4222")
+}
+pub fn postgres_url() -> String {
+    env_or(
+        "BEACON_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
+}
+pub fn mongo_url() -> String {
+    env_or(
+        "BEACON_MONGO_URL",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+    )
+}
+pub fn redis_url() -> String {
+    env_or("BEACON_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A namespace unique to one test; on drop, its streams, schema, database and keys are deleted.
+pub struct Namespace {
+    pub name: String,
+}
+
+impl Namespace {
+    pub fn new(label: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Self {
+            name: format!("t_{label}_{}_{n}_{:x}", std::process::id(), nanos % 0xfffff),
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.name)
+    }
+
+    /// The environment a `beacon` process of this namespace runs with.
+    pub fn env(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("BEACON_NAMESPACE".to_string(), self.name.clone()),
+            ("BEACON_NATS_URL".to_string(), nats_url()),
+            ("BEACON_POSTGRES_URL".to_string(), postgres_url()),
+            ("BEACON_MONGO_URL".to_string(), mongo_url()),
+            ("BEACON_REDIS_URL".to_string(), redis_url()),
+            ("BEACON_ADMIN_ADDR".to_string(), "127.0.0.1:0".to_string()),
+            ("RUST_LOG".to_string(), "info".to_string()),
+        ])
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        let client = async_nats::connect(nats_url())
+            .await
+            .expect("NATS must run (scripts/services up)");
+        jetstream::new(client)
+    }
+
+    /// Creates the streams and consumers with the given consumer policy.
+    pub async fn ensure_topology(&self, policy: &ConsumerPolicy) -> jetstream::Context {
+        let js = self.jetstream().await;
+        ensure_topology(&js, &self.topology(), &StreamSettings::default(), policy)
+            .await
+            .expect("ensure topology");
+        js
+    }
+
+    pub async fn pg(&self) -> beacon_store::Pool {
+        beacon_store::postgres::migrate(&postgres_url(), &self.name)
+            .await
+            .expect("PostgreSQL must run");
+        beacon_store::postgres::pool(&postgres_url(), &self.name, 4).expect("pool")
+    }
+
+    pub async fn archive(&self) -> beacon_store::Archive {
+        let archive = beacon_store::Archive::connect(&mongo_url(), &self.name)
+            .await
+            .expect("mongo client");
+        archive
+            .ensure_indexes()
+            .await
+            .expect("MongoDB (or SecantusDB) must run");
+        archive
+    }
+
+    async fn cleanup(name: String) {
+        let topology = Topology::new(&name);
+        if let Ok(client) = async_nats::connect(nats_url()).await {
+            let js = jetstream::new(client);
+            let _ = js.delete_stream(topology.events_stream()).await;
+            let _ = js.delete_stream(topology.dead_letter_stream()).await;
+        }
+        let _ = beacon_store::postgres::drop_namespace(&postgres_url(), &name).await;
+        if let Ok(archive) = beacon_store::Archive::connect(&mongo_url(), &name).await {
+            let _ = archive.drop_namespace().await;
+        }
+        if let Ok(redis) = beacon_store::live::connect(&redis_url()).await {
+            use fred::prelude::*;
+            let keys: Vec<String> = redis
+                .custom(fred::cmd!("KEYS"), vec![format!("{name}:*")])
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<i64, _> = redis.del(keys).await;
+            }
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(Namespace::cleanup(name));
+            }
+        })
+        .join();
+    }
+}
+
+/// A `beacon` child process, killed (SIGKILL) on drop if still running.
+pub struct Beacon {
+    child: Child,
+    pub log: PathBuf,
+    pub what: String,
+}
+
+fn log_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("beacon-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
+/// Runs `beacon ARGS` to completion; panics with its output if it fails.
+pub fn beacon_ok(env: &HashMap<String, String>, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(args)
+        .envs(env)
+        .output()
+        .expect("run beacon");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "beacon {args:?} failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+impl Beacon {
+    pub fn spawn(env: &HashMap<String, String>, args: &[&str]) -> Self {
+        let what = args.join("-");
+        let ns = env.get("BEACON_NAMESPACE").cloned().unwrap_or_default();
+        let log = log_dir().join(format!("{ns}-{what}-{}.log", free_port()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+            .args(args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn beacon");
+        Self { child, log, what }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "beacon {} did not stop on SIGTERM:\n{}",
+                self.what,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("wait") {
+            panic!(
+                "beacon {} exited with {status}:\n{}",
+                self.what,
+                self.log_text()
+            );
+        }
+    }
+}
+
+impl Drop for Beacon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `url` until it answers 200, or panics after `timeout` with the process log.
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    url: &str,
+    process: &mut Beacon,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        process.assert_running();
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} not ready after {timeout:?}:\n{}",
+            process.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

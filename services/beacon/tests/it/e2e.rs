@@ -1,0 +1,300 @@
+//! End to end through the real `beacon` binary: HTTP in, numbers out of MongoDB, PostgreSQL and
+//! the stats API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use mongodb::bson::doc;
+use serde_json::{Value, json};
+
+use crate::common::{Beacon, Namespace, beacon_ok, eventually, free_port, wait_ready};
+
+struct Running {
+    collector: String,
+    api: String,
+    processes: Vec<Beacon>,
+}
+
+fn addresses(env: &mut HashMap<String, String>) -> (String, String) {
+    let (c, a) = (free_port(), free_port());
+    env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{c}"));
+    env.insert("BEACON_API_ADDR".into(), format!("127.0.0.1:{a}"));
+    (
+        format!("http://127.0.0.1:{c}"),
+        format!("http://127.0.0.1:{a}"),
+    )
+}
+
+async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Running {
+    let mut env = ns.env();
+    let (collector, api) = addresses(&mut env);
+    beacon_ok(&env, &["migrate"]);
+    beacon_ok(
+        &env,
+        &["site", "add", "example.com", "--timezone", "Asia/Kolkata"],
+    );
+    let mut processes: Vec<Beacon> = commands.iter().map(|c| Beacon::spawn(&env, &[c])).collect();
+    let ready = Duration::from_secs(60);
+    for (i, command) in commands.iter().enumerate() {
+        match *command {
+            "all" => {
+                wait_ready(
+                    http,
+                    &format!("{collector}/readyz"),
+                    &mut processes[i],
+                    ready,
+                )
+                .await;
+                wait_ready(http, &format!("{api}/readyz"), &mut processes[i], ready).await;
+            }
+            "collector" => {
+                wait_ready(
+                    http,
+                    &format!("{collector}/readyz"),
+                    &mut processes[i],
+                    ready,
+                )
+                .await
+            }
+            "api" => wait_ready(http, &format!("{api}/readyz"), &mut processes[i], ready).await,
+            _ => {}
+        }
+    }
+    Running {
+        collector,
+        api,
+        processes,
+    }
+}
+
+async fn send_pageviews(http: &reqwest::Client, collector: &str, n: usize) -> Vec<String> {
+    let sends = (0..n).map(|i| {
+        let http = http.clone();
+        let url = format!("{collector}/track");
+        async move {
+            let response = http
+                .post(url)
+                .header("user-agent", format!("Mozilla/5.0 test-visitor-{}", i % 7))
+                .json(&json!({ "url": format!("https://example.com/page/{}", i % 5), "referrer": "https://www.google.com/" }))
+                .send()
+                .await
+                .expect("collector answers");
+            assert_eq!(response.status(), 202, "event {i}");
+            let body: Value = response.json().await.expect("json");
+            body["id"].as_str().expect("id").to_string()
+        }
+    });
+    join_all(sends).await
+}
+
+async fn mongo_count(ns: &Namespace) -> u64 {
+    ns.archive()
+        .await
+        .events()
+        .count_documents(doc! {})
+        .await
+        .expect("count")
+}
+
+async fn rollup_sum(ns: &Namespace) -> i64 {
+    let pool = ns.pg().await;
+    let client = pool.get().await.expect("pg");
+    client
+        .query_one("SELECT coalesce(sum(pageviews), 0)::int8 FROM rollup_counts WHERE site = 'example.com'", &[])
+        .await
+        .expect("sum")
+        .get(0)
+}
+
+async fn api_pageviews(http: &reqwest::Client, api: &str) -> Value {
+    http.get(format!("{api}/api/stats?site=example.com&period=day"))
+        .send()
+        .await
+        .expect("api answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Sends `n` events and checks every store holds exactly `n`.
+async fn assert_every_event_counted_once(
+    ns: &Namespace,
+    running: &mut Running,
+    http: &reqwest::Client,
+    n: usize,
+) {
+    let ids = send_pageviews(http, &running.collector, n).await;
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), n, "event ids are unique");
+
+    let wait = Duration::from_secs(60);
+    eventually("MongoDB to hold every event", wait, || async {
+        (mongo_count(ns).await >= n as u64).then_some(())
+    })
+    .await;
+    eventually("the rollup to count every event", wait, || async {
+        (rollup_sum(ns).await >= n as i64).then_some(())
+    })
+    .await;
+    // Give a double count the chance to show before the exact assertions.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for p in &mut running.processes {
+        p.assert_running();
+    }
+    assert_eq!(
+        mongo_count(ns).await,
+        n as u64,
+        "archive holds each event exactly once"
+    );
+    let archived: Vec<String> = ns
+        .archive()
+        .await
+        .events()
+        .distinct("_id", doc! {})
+        .await
+        .expect("distinct ids")
+        .into_iter()
+        .filter_map(|b| b.as_str().map(str::to_string))
+        .collect();
+    let mut expected: Vec<String> = ids.clone();
+    expected.sort();
+    let mut archived_sorted = archived;
+    archived_sorted.sort();
+    assert_eq!(
+        archived_sorted, expected,
+        "archive holds exactly the accepted ids"
+    );
+    assert_eq!(
+        rollup_sum(ns).await,
+        n as i64,
+        "rollup counts each event exactly once"
+    );
+
+    let stats = api_pageviews(http, &running.api).await;
+    assert_eq!(stats["pageviews"], json!(n), "{stats}");
+    assert_eq!(stats["site"], json!("example.com"));
+    let series_total: i64 = stats["timeseries"]
+        .as_array()
+        .expect("timeseries")
+        .iter()
+        .map(|p| p["pageviews"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(series_total, n as i64, "timeseries adds up: {stats}");
+    // 7 distinct user agents from one address: 7 visitors right now.
+    assert_eq!(stats["realtime_visitors"], json!(7), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beacon_all_counts_every_event_once() {
+    let ns = Namespace::new("e2e_all");
+    let http = reqwest::Client::new();
+    let mut running = start(&ns, &["all"], &http).await;
+    assert_every_event_counted_once(&ns, &mut running, &http, 60).await;
+    let status = running.processes[0].terminate();
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status}\n{}",
+        running.processes[0].log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_separate_services_count_every_event_once() {
+    let ns = Namespace::new("e2e_four");
+    let http = reqwest::Client::new();
+    let mut running = start(&ns, &["collector", "archiver", "aggregator", "api"], &http).await;
+    assert_every_event_counted_once(&ns, &mut running, &http, 60).await;
+    for p in &mut running.processes {
+        let status = p.terminate();
+        assert!(
+            status.success(),
+            "{} exits cleanly on SIGTERM: {status}\n{}",
+            p.what,
+            p.log_text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_400_and_the_collector_keeps_running() {
+    let ns = Namespace::new("e2e_bad");
+    let http = reqwest::Client::new();
+    let running = start(&ns, &["collector"], &http).await;
+    let track = format!("{}/track", running.collector);
+    let cases: Vec<(&str, String, u16, Option<&str>)> = vec![
+        ("not json", "{oops".into(), 400, None),
+        ("empty", String::new(), 400, None),
+        (
+            "missing url",
+            r#"{"site":"example.com"}"#.into(),
+            400,
+            Some("url"),
+        ),
+        (
+            "url of wrong type",
+            r#"{"url": 42}"#.into(),
+            400,
+            Some("url"),
+        ),
+        (
+            "relative url",
+            r#"{"url": "/just/a/path"}"#.into(),
+            400,
+            Some("url"),
+        ),
+        (
+            "unknown site",
+            r#"{"url": "https://unknown.example.org/"}"#.into(),
+            400,
+            Some("site"),
+        ),
+        (
+            "props not an object",
+            r#"{"url": "https://example.com/", "props": [1]}"#.into(),
+            400,
+            Some("props"),
+        ),
+        (
+            "invalid utf-8",
+            "{\"url\": \"https://example.com/\u{fffd}\"}".replace('\u{fffd}', "\\udc80"),
+            400,
+            None,
+        ),
+        (
+            "too large",
+            format!(
+                r#"{{"url": "https://example.com/{}"}}"#,
+                "a".repeat(100_000)
+            ),
+            413,
+            None,
+        ),
+    ];
+    for (what, body, status, field) in cases {
+        let response = http.post(&track).body(body).send().await.expect("answer");
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: JSON error body: {e}"));
+        assert!(
+            body["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+        if let Some(field) = field {
+            assert_eq!(body["field"], json!(field), "{what}: {body}");
+        }
+    }
+    let response = http
+        .post(&track)
+        .json(&json!({"url": "https://example.com/after"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        response.status(),
+        202,
+        "a good event after the bad ones is accepted"
+    );
+}

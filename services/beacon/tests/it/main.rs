@@ -1,0 +1,8 @@
+//! Beacon's integration tests: one binary (links once), against the real NATS JetStream,
+//! PostgreSQL, Redis and MongoDB-compatible servers, each test in its own namespace.
+//!
+//! `scripts/test` brings the servers up first; a test whose server is missing fails loudly.
+
+mod common;
+mod consume;
+mod e2e;
