@@ -174,6 +174,29 @@ pub async fn run_consumer<H: BatchHandler>(
     }
 }
 
+/// Runs the handler; while it works longer than half the ack wait, tells JetStream the batch is
+/// in progress so it is not redelivered to another process meanwhile.
+async fn handle_keeping_alive<H: BatchHandler>(
+    policy: &ConsumerPolicy,
+    handler: &H,
+    batch: &[Delivery],
+) -> Vec<Decision> {
+    let every = (policy.ack_wait / 2).max(Duration::from_millis(100));
+    let handling = handler.handle(batch);
+    tokio::pin!(handling);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            decisions = &mut handling => return decisions,
+            _ = ticker.tick() => {
+                for delivery in batch {
+                    delivery.in_progress().await;
+                }
+            }
+        }
+    }
+}
+
 fn is_terminal(e: &async_nats::jetstream::consumer::pull::MessagesError) -> bool {
     use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
     matches!(e.kind(), K::ConsumerDeleted | K::NoResponders)
@@ -187,7 +210,7 @@ async fn process_batch<H: BatchHandler>(
     batch: &[Delivery],
 ) {
     let started = Instant::now();
-    let mut decisions = handler.handle(batch).await;
+    let mut decisions = handle_keeping_alive(policy, handler, batch).await;
     if decisions.len() != batch.len() {
         tracing::error!(
             consumer = name,
@@ -207,6 +230,17 @@ async fn process_batch<H: BatchHandler>(
     metrics::histogram!("beacon_consumer_batch_size", "consumer" => name.to_string())
         .record(batch.len() as f64);
 
+    // One log line per batch, not per message: a store outage fails whole batches.
+    if let Some(reason) = decisions.iter().find_map(|d| match d {
+        Decision::Retry { reason } => Some(reason.clone()),
+        _ => None,
+    }) {
+        let retries = decisions
+            .iter()
+            .filter(|d| matches!(d, Decision::Retry { .. }))
+            .count();
+        tracing::warn!(consumer = name, retries, of = batch.len(), %reason, "batch will be retried in part or whole");
+    }
     for (delivery, decision) in batch.iter().zip(decisions) {
         let outcome = apply(policy, dead_letters, delivery, decision).await;
         metrics::counter!("beacon_consumer_messages_total", "consumer" => name.to_string(), "outcome" => outcome)
@@ -230,11 +264,10 @@ async fn apply(
             );
             dead_letter(policy, dead_letters, delivery, &reason).await
         }
-        Decision::Retry { reason } => {
-            let delay = policy.retry_delay(delivery.delivered);
-            tracing::warn!(seq = delivery.stream_sequence, delivered = delivery.delivered, ?delay, %reason, "will retry");
-            (AckKind::Nak(Some(delay)), "retry")
-        }
+        Decision::Retry { .. } => (
+            AckKind::Nak(Some(policy.retry_delay(delivery.delivered))),
+            "retry",
+        ),
         Decision::DeadLetter { reason } => {
             dead_letter(policy, dead_letters, delivery, &reason).await
         }

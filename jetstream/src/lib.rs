@@ -7,6 +7,7 @@
 
 mod consume;
 mod dead_letter;
+mod dead_letter_tools;
 mod lag;
 mod publish;
 mod topology;
@@ -15,6 +16,7 @@ pub use consume::{BatchHandler, ConsumeError, ConsumerPolicy, Decision, Delivery
 pub use dead_letter::{
     DEAD_LETTER_CONSUMER, DEAD_LETTER_REASON, DEAD_LETTER_STREAM_SEQ, DeadLetterer,
 };
+pub use dead_letter_tools::{DeadLetter, Retried, list_dead_letters, retry_dead_letters};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
 pub use publish::{PublishError, Publisher};
 pub use topology::{ConsumerKind, StreamSettings, Topology, TopologyError, ensure_topology};

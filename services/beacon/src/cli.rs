@@ -116,10 +116,20 @@ pub enum KeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// List dead letters
-    List,
-    /// Re-publish dead letters
-    Retry,
+    /// List dead letters with the consumer, original sequence and reason
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-publish dead letters to the events stream (after a fix) and remove them from the DLQ
+    Retry {
+        /// Only the dead letter with this sequence (from `dlq list`)
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        seq: Option<u64>,
+        /// Every dead letter
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

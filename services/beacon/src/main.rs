@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, SiteCommand};
+use crate::cli::{Cli, Command, DlqCommand, SiteCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,7 +60,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Replay { .. } => return Ok(not_yet("replay")),
         Command::Import { .. } => return Ok(not_yet("import")),
-        Command::Dlq { .. } => return Ok(not_yet("dead-letter tools")),
+        Command::Dlq {
+            command: DlqCommand::List { json },
+        } => tools::dlq_list(&config, json).await?,
+        Command::Dlq {
+            command: DlqCommand::Retry { seq, all: _ },
+        } => tools::dlq_retry(&config, seq).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
 //! `beacon collector|archiver|aggregator|api|all`: connect, build each service's `Deps`, run
 //! until SIGTERM/SIGINT, drain.
 
-use beacon_jetstream::ConsumerPolicy;
 use beacon_runtime::shutdown::cancel_on_signals;
 use beacon_runtime::{AdminState, CancellationToken, Config, Health, Probe, admin_router};
 use metrics_handle::install;
@@ -68,7 +67,7 @@ pub async fn archiver(config: Config) -> anyhow::Result<()> {
     let deps = beacon_archiver::Deps {
         js,
         topology: wiring::topology(&config),
-        policy: ConsumerPolicy::default(),
+        policy: wiring::consumer_policy(&config),
         archive,
         admin: AdminState {
             health,
@@ -96,7 +95,7 @@ pub async fn aggregator(config: Config) -> anyhow::Result<()> {
     let deps = beacon_aggregator::Deps {
         js,
         topology: wiring::topology(&config),
-        policy: ConsumerPolicy::default(),
+        policy: wiring::consumer_policy(&config),
         pool,
         redis,
         live_keys: wiring::live_keys(&config),
@@ -189,7 +188,7 @@ pub async fn all(config: Config) -> anyhow::Result<()> {
         beacon_archiver::Deps {
             js: js.clone(),
             topology: topology.clone(),
-            policy: ConsumerPolicy::default(),
+            policy: wiring::consumer_policy(&config),
             archive,
             admin: admin.clone(),
         },
@@ -200,7 +199,7 @@ pub async fn all(config: Config) -> anyhow::Result<()> {
         beacon_aggregator::Deps {
             js,
             topology,
-            policy: ConsumerPolicy::default(),
+            policy: wiring::consumer_policy(&config),
             pool,
             redis,
             live_keys: wiring::live_keys(&config),

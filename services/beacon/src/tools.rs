@@ -1,7 +1,7 @@
 //! The operator's commands: `migrate`, `site add|list`, `lag`.
 
 use anyhow::Context as _;
-use beacon_jetstream::pipeline_state;
+use beacon_jetstream::{list_dead_letters, pipeline_state, retry_dead_letters};
 use beacon_pipeline::domain::normalize_domain;
 use beacon_runtime::Config;
 use beacon_store::sites;
@@ -98,5 +98,50 @@ pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
         );
     }
     println!("dead letters: {}", state.dead_letters);
+    Ok(())
+}
+
+pub async fn dlq_list(config: &Config, json: bool) -> anyhow::Result<()> {
+    let client = wiring::nats(config).await?;
+    let js = wiring::jetstream(config, &client).await?;
+    let letters = list_dead_letters(&js, &wiring::topology(config))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+        return Ok(());
+    }
+    if letters.is_empty() {
+        println!("no dead letters");
+    }
+    for l in letters {
+        println!(
+            "#{} {} consumer={} stream_seq={} subject={} bytes={}\n    reason: {}",
+            l.sequence, l.time, l.consumer, l.stream_sequence, l.subject, l.bytes, l.reason
+        );
+    }
+    Ok(())
+}
+
+pub async fn dlq_retry(config: &Config, only: Option<u64>) -> anyhow::Result<()> {
+    let client = wiring::nats(config).await?;
+    let js = wiring::jetstream(config, &client).await?;
+    let retried = retry_dead_letters(&js, &wiring::topology(config), only)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if retried.is_empty() {
+        println!("nothing to retry");
+    }
+    for r in &retried {
+        println!(
+            "retried #{} as events stream sequence {} (was: {})",
+            r.sequence, r.new_stream_sequence, r.reason
+        );
+    }
+    if let Some(seq) = only
+        && retried.is_empty()
+    {
+        anyhow::bail!("no dead letter with sequence {seq}");
+    }
     Ok(())
 }

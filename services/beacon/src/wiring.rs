@@ -23,6 +23,17 @@ pub fn stream_settings(config: &Config) -> StreamSettings {
     }
 }
 
+/// The consumers' ack, retry and batching policy.
+pub fn consumer_policy(config: &Config) -> ConsumerPolicy {
+    ConsumerPolicy {
+        max_batch: config.consumer_batch,
+        ack_wait: config.consumer_ack_wait,
+        max_deliver: config.consumer_max_deliver,
+        max_ack_pending: config.consumer_max_ack_pending,
+        ..ConsumerPolicy::default()
+    }
+}
+
 pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     let url = config.nats_url.clone();
     retry("connecting to NATS", RetryPolicy::STARTUP, || {
@@ -47,7 +58,7 @@ pub async fn jetstream(
     let js = jetstream::new(client.clone());
     let topology = topology(config);
     let settings = stream_settings(config);
-    let policy = ConsumerPolicy::default();
+    let policy = consumer_policy(config);
     retry(
         "ensuring the JetStream topology",
         RetryPolicy::STARTUP,
@@ -78,7 +89,7 @@ pub async fn archive(config: &Config) -> anyhow::Result<Archive> {
         .await
         .context("BEACON_MONGO_URL")?;
     retry("creating MongoDB indexes", RetryPolicy::STARTUP, || {
-        archive.ensure_indexes()
+        archive.ensure_indexes(config.archive_retention)
     })
     .await
     .context("cannot reach MongoDB (BEACON_MONGO_URL)")?;

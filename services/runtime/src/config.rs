@@ -28,6 +28,16 @@ pub struct Config {
     pub namespace: String,
     /// How long the events stream keeps events replayable.
     pub stream_max_age: Duration,
+    /// Time JetStream waits for a consumer's ack before redelivering.
+    pub consumer_ack_wait: Duration,
+    /// Failed deliveries after which a message is dead-lettered.
+    pub consumer_max_deliver: i64,
+    /// Unacknowledged messages outstanding per consumer, across all its processes.
+    pub consumer_max_ack_pending: i64,
+    /// Messages a consumer handles in one batch.
+    pub consumer_batch: usize,
+    /// Raw events older than this are deleted from the archive (TTL index); `None` keeps them.
+    pub archive_retention: Option<Duration>,
     pub log_format: LogFormat,
 }
 
@@ -91,6 +101,31 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "30days",
         "how long the events stream keeps events",
     ),
+    (
+        "BEACON_CONSUMER_ACK_WAIT",
+        "30s",
+        "time before an unacknowledged message is redelivered",
+    ),
+    (
+        "BEACON_CONSUMER_MAX_DELIVER",
+        "10",
+        "failed deliveries before a message is dead-lettered",
+    ),
+    (
+        "BEACON_CONSUMER_MAX_ACK_PENDING",
+        "10000",
+        "unacknowledged messages outstanding per consumer",
+    ),
+    (
+        "BEACON_CONSUMER_BATCH",
+        "500",
+        "messages per consumer batch",
+    ),
+    (
+        "BEACON_ARCHIVE_RETENTION",
+        "forever",
+        "how long raw events stay in MongoDB (a duration, or forever)",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
@@ -122,6 +157,20 @@ impl Config {
             trusted_proxies: proxies(&get("BEACON_TRUSTED_PROXIES"))?,
             namespace: namespace(&get("BEACON_NAMESPACE"))?,
             stream_max_age: duration(&get, "BEACON_STREAM_MAX_AGE")?,
+            consumer_ack_wait: duration(&get, "BEACON_CONSUMER_ACK_WAIT")?,
+            consumer_max_deliver: number(&get, "BEACON_CONSUMER_MAX_DELIVER", 1, 1_000)?,
+            consumer_max_ack_pending: number(
+                &get,
+                "BEACON_CONSUMER_MAX_ACK_PENDING",
+                1,
+                1_000_000,
+            )?,
+            consumer_batch: usize::try_from(number(&get, "BEACON_CONSUMER_BATCH", 1, 10_000)?)
+                .unwrap_or(500),
+            archive_retention: match get("BEACON_ARCHIVE_RETENTION").as_str() {
+                "forever" | "" => None,
+                _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
+            },
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -189,6 +238,22 @@ fn duration(
     })
 }
 
+fn number(
+    get: &impl Fn(&'static str) -> String,
+    variable: &'static str,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let value = get(variable);
+    match value.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(err(
+            variable,
+            format!("'{value}' is not a whole number from {min} to {max}"),
+        )),
+    }
+}
+
 fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
     value
         .split(',')
@@ -248,6 +313,13 @@ mod tests {
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.stream_max_age, Duration::from_secs(30 * 86_400));
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.consumer_ack_wait, Duration::from_secs(30));
+        assert_eq!(config.archive_retention, None);
+        let config = with(&[("BEACON_ARCHIVE_RETENTION", "90days")]).expect("valid");
+        assert_eq!(
+            config.archive_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
     }
 
     #[test]
@@ -261,6 +333,9 @@ mod tests {
             ("BEACON_NAMESPACE", "1abc"),
             ("BEACON_STREAM_MAX_AGE", "forever"),
             ("BEACON_LOG_FORMAT", "xml"),
+            ("BEACON_CONSUMER_MAX_DELIVER", "0"),
+            ("BEACON_CONSUMER_BATCH", "many"),
+            ("BEACON_ARCHIVE_RETENTION", "a while"),
         ];
         for (variable, value) in cases {
             let error = with(&[(variable, value)]).expect_err(value);

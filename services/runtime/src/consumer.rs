@@ -1,9 +1,12 @@
 //! Keeps one durable consumer running for a service: opens it, runs the consume loop, and starts
 //! it again (with growing delays) whenever the message stream fails, until shutdown.
 
+use std::time::Duration;
+
 use beacon_jetstream::async_nats::jetstream::{self, consumer::PullConsumer};
 use beacon_jetstream::{
-    BatchHandler, ConsumerKind, ConsumerPolicy, DeadLetterer, Topology, run_consumer,
+    BatchHandler, ConsumerKind, ConsumerPolicy, DeadLetterer, Topology, pipeline_state,
+    run_consumer,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +23,22 @@ pub async fn supervise_consumer<H: BatchHandler>(
     shutdown: &CancellationToken,
 ) {
     let name = topology.consumer_name(kind);
+    tokio::join!(
+        consume(js, topology, &name, policy, handler, shutdown),
+        report_lag(js, topology, &name, shutdown)
+    );
+    tracing::info!(consumer = %name, "consumer stopped");
+}
+
+async fn consume<H: BatchHandler>(
+    js: &jetstream::Context,
+    topology: &Topology,
+    name: &str,
+    policy: &ConsumerPolicy,
+    handler: &H,
+    shutdown: &CancellationToken,
+) {
+    let name = name.to_string();
     let dead_letters = DeadLetterer::new(js.clone(), topology, &name);
     let mut attempt = 0u32;
     while !shutdown.is_cancelled() {
@@ -47,7 +66,44 @@ pub async fn supervise_consumer<H: BatchHandler>(
             }
         }
     }
-    tracing::info!(consumer = %name, "consumer stopped");
+}
+
+/// How often the lag gauges are refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(10);
+
+/// Publishes this consumer's lag (and the stream's size) as gauges until shutdown.
+async fn report_lag(
+    js: &jetstream::Context,
+    topology: &Topology,
+    name: &str,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        match pipeline_state(js, topology).await {
+            Ok(state) => {
+                let labels = [("consumer", name.to_string())];
+                if let Some(c) = state.consumers.iter().find(|c| c.name == name) {
+                    metrics::gauge!("beacon_consumer_pending", &labels).set(c.pending as f64);
+                    metrics::gauge!("beacon_consumer_ack_pending", &labels)
+                        .set(c.ack_pending as f64);
+                    metrics::gauge!("beacon_consumer_redelivered", &labels)
+                        .set(c.redelivered as f64);
+                    metrics::gauge!("beacon_consumer_waiting", &labels).set(c.waiting as f64);
+                    metrics::gauge!("beacon_consumer_ack_floor", &labels).set(c.ack_floor as f64);
+                }
+                metrics::gauge!("beacon_stream_messages").set(state.stream.messages as f64);
+                metrics::gauge!("beacon_stream_bytes").set(state.stream.bytes as f64);
+                metrics::gauge!("beacon_stream_last_sequence")
+                    .set(state.stream.last_sequence as f64);
+                metrics::gauge!("beacon_dead_letters").set(state.dead_letters as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read lag"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(LAG_EVERY) => {}
+        }
+    }
 }
 
 async fn open(

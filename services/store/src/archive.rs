@@ -4,6 +4,10 @@ use beacon_schemas::Event;
 use mongodb::bson::{self, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
+use std::time::Duration;
+
+/// Name of the TTL index that enforces `BEACON_ARCHIVE_RETENTION`.
+const TTL_INDEX: &str = "ts_ttl";
 
 /// Handle on the archive collection.
 #[derive(Clone)]
@@ -16,6 +20,10 @@ impl Archive {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, mongodb::error::Error> {
         let mut options = ClientOptions::parse(url).await?;
         options.app_name = Some("beacon".into());
+        // Fail a write well inside the consumers' ack wait rather than after the driver's 30 s.
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(10));
         let client = Client::with_options(options)?;
         let events = client.database(namespace).collection("events");
         Ok(Self { client, events })
@@ -36,13 +44,44 @@ impl Archive {
     }
 
     /// Indexes the archive needs: `_id` is the event id (unique by definition); (site, time)
-    /// serves per-site range reads and replays.
-    pub async fn ensure_indexes(&self) -> Result<(), mongodb::error::Error> {
+    /// serves per-site range reads and replays; with a retention, a TTL index on the event time
+    /// deletes older raw events (changing the retention replaces that index).
+    pub async fn ensure_indexes(
+        &self,
+        retention: Option<Duration>,
+    ) -> Result<(), mongodb::error::Error> {
         let by_site_time = IndexModel::builder()
             .keys(doc! { "site": 1, "ts": 1 })
             .options(IndexOptions::builder().name("site_ts".to_string()).build())
             .build();
         self.events.create_index(by_site_time).await?;
+
+        let existing = self.events.list_index_names().await.unwrap_or_default();
+        let has_ttl = existing.iter().any(|n| n == TTL_INDEX);
+        match retention {
+            None if has_ttl => self.events.drop_index(TTL_INDEX).await?,
+            None => {}
+            Some(retention) => {
+                let ttl = IndexModel::builder()
+                    .keys(doc! { "ts": 1 })
+                    .options(
+                        IndexOptions::builder()
+                            .name(TTL_INDEX.to_string())
+                            .expire_after(retention)
+                            .build(),
+                    )
+                    .build();
+                match self.events.create_index(ttl.clone()).await {
+                    Ok(_) => {}
+                    // Same name, other expiry: replace it.
+                    Err(_) if has_ttl => {
+                        self.events.drop_index(TTL_INDEX).await?;
+                        self.events.create_index(ttl).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(())
     }
 

@@ -105,7 +105,7 @@ impl Namespace {
             .await
             .expect("mongo client");
         archive
-            .ensure_indexes()
+            .ensure_indexes(None)
             .await
             .expect("MongoDB (or SecantusDB) must run");
         archive
@@ -284,5 +284,167 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A valid page view of `site`, as the collector would publish it.
+pub fn test_event(site: &str, n: usize) -> beacon_schemas::Event {
+    let now = chrono::Utc::now().timestamp_millis();
+    beacon_schemas::Event {
+        v: beacon_schemas::SCHEMA_VERSION,
+        id: beacon_schemas::EventId::new_at(now),
+        site: site.to_string(),
+        name: "pageview".to_string(),
+        timestamp_ms: now,
+        received_at_ms: now,
+        url: format!("https://{site}/p/{}", n % 10),
+        hostname: site.to_string(),
+        pathname: format!("/p/{}", n % 10),
+        referrer: None,
+        props: Default::default(),
+        visitor_id: n as u64 % 97,
+        interactive: true,
+        enrichment: Default::default(),
+    }
+}
+
+/// Publishes `count` events durably (acks awaited, many in flight); returns their ids.
+pub async fn publish_events(
+    topology: &Topology,
+    site: &str,
+    count: usize,
+    per_second: Option<u32>,
+) -> Vec<String> {
+    let client = async_nats::connect(nats_url()).await.expect("NATS");
+    let publisher =
+        beacon_jetstream::Publisher::new(client, topology.clone(), Duration::from_secs(10));
+    let mut ids = Vec::with_capacity(count);
+    let mut pending = Vec::new();
+    for n in 0..count {
+        let event = test_event(site, n);
+        ids.push(event.id.to_string());
+        pending.push(publisher.send(&event).await.expect("send"));
+        if pending.len() >= 256 {
+            for ack in pending.drain(..) {
+                ack.await.expect("stored");
+            }
+        }
+        if let Some(rate) = per_second {
+            tokio::time::sleep(Duration::from_secs(1) / rate).await;
+        }
+    }
+    for ack in pending {
+        ack.await.expect("stored");
+    }
+    ids
+}
+
+/// Ids of every archived event of the namespace.
+pub async fn archived_ids(archive: &beacon_store::Archive) -> Vec<String> {
+    let mut ids: Vec<String> = archive
+        .events()
+        .distinct("_id", mongodb::bson::doc! {})
+        .await
+        .expect("distinct")
+        .into_iter()
+        .filter_map(|b| b.as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A private SecantusDB (MongoDB-wire-compatible) server for tests that stop their MongoDB.
+pub struct PrivateMongo {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn secantusd() -> PathBuf {
+    if let Ok(path) = std::env::var("BEACON_SECANTUSD") {
+        return PathBuf::from(path);
+    }
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.services/venv/bin/secantusd-py");
+    assert!(
+        path.exists(),
+        "SecantusDB not installed at {} (scripts/services up installs it)",
+        path.display()
+    );
+    path
+}
+
+impl PrivateMongo {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("mongo-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("storage dir");
+        let mut mongo = Self {
+            port,
+            dir,
+            child: None,
+        };
+        mongo.resume();
+        mongo
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=2000",
+            self.port
+        )
+    }
+
+    /// Starts (again) on the same port and storage.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.with_extension("log")).expect("log");
+        let child = Command::new(secantusd())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--storage-path",
+            ])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone"))
+            .stderr(log)
+            .spawn()
+            .expect("start SecantusDB");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "SecantusDB did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server (SIGTERM, then waits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateMongo {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! `scripts/test` brings the servers up first; a test whose server is missing fails loudly.
 
+mod archiver_faults;
 mod common;
 mod consume;
 mod e2e;
