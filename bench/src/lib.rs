@@ -1,1 +1,100 @@
-//! Beacon benchmarks (see bench/README.md once they land).
+//! Shared pieces of Beacon's benchmarks: a throwaway namespace on the local servers, generated
+//! events, and a results file a person can read. Every benchmark measures its own baseline in the
+//! same run and reports a ratio, never an absolute bar.
+
+use std::time::{Duration, Instant};
+
+use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
+use beacon_jetstream::async_nats::jetstream;
+use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn nats_url() -> String {
+    env_or("BEACON_NATS_URL", "nats://127.0.0.1:4222")
+}
+
+pub fn mongo_url() -> String {
+    env_or("BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true")
+}
+
+/// A namespace of its own so a benchmark never touches real data.
+pub fn bench_namespace(label: &str) -> String {
+    format!("bench_{label}_{}", std::process::id())
+}
+
+/// A realistic page view (20 pages, 1000 visitors, a referrer, two props).
+pub fn sample_event(site: &str, n: usize) -> Event {
+    let now = chrono::Utc::now().timestamp_millis();
+    Event {
+        v: SCHEMA_VERSION,
+        id: EventId::new_at(now),
+        site: site.to_string(),
+        name: "pageview".to_string(),
+        timestamp_ms: now,
+        received_at_ms: now,
+        url: format!("https://{site}/docs/page-{}?utm_source=newsletter", n % 20),
+        hostname: site.to_string(),
+        pathname: format!("/docs/page-{}", n % 20),
+        referrer: Some("https://www.google.com/".to_string()),
+        props: [("plan".to_string(), "pro".to_string()), ("ab".to_string(), (n % 2).to_string())].into(),
+        visitor_id: (n % 1000) as u64,
+        interactive: true,
+        enrichment: Enrichment { source: Some("Google".into()), ..Enrichment::default() },
+    }
+}
+
+/// Creates the namespace's streams and consumers.
+pub async fn prepare_stream(client: &async_nats::Client, namespace: &str, policy: &ConsumerPolicy) -> anyhow::Result<jetstream::Context> {
+    let js = jetstream::new(client.clone());
+    ensure_topology(&js, &Topology::new(namespace), &StreamSettings::default(), policy).await?;
+    Ok(js)
+}
+
+/// Publishes events with many acks in flight; returns the elapsed time.
+pub async fn publish_all(publisher: &Publisher, events: &[Event]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(1024);
+    for event in events {
+        pending.push(publisher.send(event).await?);
+        if pending.len() == 1024 {
+            for ack in pending.drain(..) {
+                ack.await?;
+            }
+        }
+    }
+    for ack in pending {
+        ack.await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Deletes the namespace's streams.
+pub async fn drop_streams(js: &jetstream::Context, namespace: &str) {
+    let topology = Topology::new(namespace);
+    let _ = js.delete_stream(topology.events_stream()).await;
+    let _ = js.delete_stream(topology.dead_letter_stream()).await;
+}
+
+/// Events per second.
+pub fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Facts about the machine a result was measured on.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cores} cores, {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))
+}
+
+/// Writes `bench/results/NAME.md` (relative to the workspace) and prints it.
+pub fn write_results(name: &str, markdown: &str) -> anyhow::Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(&path, markdown)?;
+    println!("{markdown}\nwritten to {}", path.display());
+    Ok(())
+}

@@ -241,11 +241,13 @@ async fn process_batch<H: BatchHandler>(
             .count();
         tracing::warn!(consumer = name, retries, of = batch.len(), %reason, "batch will be retried in part or whole");
     }
+    let handled = started.elapsed();
     for (delivery, decision) in batch.iter().zip(decisions) {
         let outcome = apply(policy, dead_letters, delivery, decision).await;
         metrics::counter!("beacon_consumer_messages_total", "consumer" => name.to_string(), "outcome" => outcome)
             .increment(1);
     }
+    tracing::debug!(consumer = name, size = batch.len(), ?handled, total = ?started.elapsed(), "batch done");
 }
 
 async fn apply(

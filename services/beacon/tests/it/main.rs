@@ -6,4 +6,5 @@
 mod archiver_faults;
 mod common;
 mod consume;
+mod dead_letters;
 mod e2e;
