@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
 use beacon_jetstream::async_nats::jetstream;
+use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
 use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
 
 pub fn env_or(name: &str, default: &str) -> String {
@@ -17,7 +17,10 @@ pub fn nats_url() -> String {
 }
 
 pub fn mongo_url() -> String {
-    env_or("BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true")
+    env_or(
+        "BEACON_MONGO_URL",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+    )
 }
 
 /// A namespace of its own so a benchmark never touches real data.
@@ -39,17 +42,34 @@ pub fn sample_event(site: &str, n: usize) -> Event {
         hostname: site.to_string(),
         pathname: format!("/docs/page-{}", n % 20),
         referrer: Some("https://www.google.com/".to_string()),
-        props: [("plan".to_string(), "pro".to_string()), ("ab".to_string(), (n % 2).to_string())].into(),
+        props: [
+            ("plan".to_string(), "pro".to_string()),
+            ("ab".to_string(), (n % 2).to_string()),
+        ]
+        .into(),
         visitor_id: (n % 1000) as u64,
         interactive: true,
-        enrichment: Enrichment { source: Some("Google".into()), ..Enrichment::default() },
+        enrichment: Enrichment {
+            source: Some("Google".into()),
+            ..Enrichment::default()
+        },
     }
 }
 
 /// Creates the namespace's streams and consumers.
-pub async fn prepare_stream(client: &async_nats::Client, namespace: &str, policy: &ConsumerPolicy) -> anyhow::Result<jetstream::Context> {
+pub async fn prepare_stream(
+    client: &async_nats::Client,
+    namespace: &str,
+    policy: &ConsumerPolicy,
+) -> anyhow::Result<jetstream::Context> {
     let js = jetstream::new(client.clone());
-    ensure_topology(&js, &Topology::new(namespace), &StreamSettings::default(), policy).await?;
+    ensure_topology(
+        &js,
+        &Topology::new(namespace),
+        &StreamSettings::default(),
+        policy,
+    )
+    .await?;
     Ok(js)
 }
 
@@ -85,8 +105,13 @@ pub fn rate(count: usize, elapsed: Duration) -> f64 {
 
 /// Facts about the machine a result was measured on.
 pub fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} cores, {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )
 }
 
 /// Writes `bench/results/NAME.md` (relative to the workspace) and prints it.

@@ -22,6 +22,8 @@ pub struct ConsumerPolicy {
     pub max_batch: usize,
     /// How long to wait for a batch to fill once its first message arrived.
     pub linger: Duration,
+    /// Lifetime of one pull request on the server (renewed continuously while consuming).
+    pub pull_expiry: Duration,
     /// Time JetStream waits for an ack before redelivering.
     pub ack_wait: Duration,
     /// Deliveries after which a message that still fails goes to the dead-letter stream.
@@ -38,6 +40,7 @@ impl Default for ConsumerPolicy {
         Self {
             max_batch: 500,
             linger: Duration::from_millis(50),
+            pull_expiry: Duration::from_secs(30),
             ack_wait: Duration::from_secs(30),
             max_deliver: 10,
             max_ack_pending: 10_000,
@@ -135,7 +138,7 @@ pub async fn run_consumer<H: BatchHandler>(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(policy.max_batch)
-        .expires(Duration::from_secs(30))
+        .expires(policy.pull_expiry)
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await

@@ -180,3 +180,41 @@ async fn mongodb_down_for_a_while_delays_but_loses_nothing() {
     wait_for_all(&archive, ids.len(), &mut archivers).await;
     assert_exactly(ids, archived_ids(&archive).await, count(&archive).await);
 }
+
+#[tokio::test]
+async fn archive_retention_is_a_ttl_index_that_follows_the_setting() {
+    let ns = Namespace::new("ttl");
+    let archive = ns.archive().await;
+    let ttl_of = |indexes: Vec<mongodb::IndexModel>| {
+        indexes.into_iter().find_map(|i| {
+            let options = i.options?;
+            (options.name.as_deref() == Some("ts_ttl")).then_some(options.expire_after)
+        })
+    };
+    archive
+        .ensure_indexes(Some(Duration::from_secs(86_400)))
+        .await
+        .expect("ttl");
+    let indexes = archive.events().list_indexes().await.expect("list");
+    let indexes: Vec<_> = futures::TryStreamExt::try_collect(indexes)
+        .await
+        .expect("collect");
+    assert_eq!(ttl_of(indexes), Some(Some(Duration::from_secs(86_400))));
+
+    archive
+        .ensure_indexes(Some(Duration::from_secs(3600)))
+        .await
+        .expect("changed ttl");
+    let indexes: Vec<_> =
+        futures::TryStreamExt::try_collect(archive.events().list_indexes().await.expect("list"))
+            .await
+            .expect("collect");
+    assert_eq!(ttl_of(indexes), Some(Some(Duration::from_secs(3600))));
+
+    archive.ensure_indexes(None).await.expect("no ttl");
+    let indexes: Vec<_> =
+        futures::TryStreamExt::try_collect(archive.events().list_indexes().await.expect("list"))
+            .await
+            .expect("collect");
+    assert_eq!(ttl_of(indexes), None, "retention off drops the TTL index");
+}

@@ -183,6 +183,29 @@ async fn assert_every_event_counted_once(
     assert_eq!(series_total, n as i64, "timeseries adds up: {stats}");
     // 7 distinct user agents from one address: 7 visitors right now.
     assert_eq!(stats["realtime_visitors"], json!(7), "{stats}");
+
+    // The lag views agree: everything delivered and acknowledged by both consumers.
+    let lag: Value =
+        serde_json::from_str(&beacon_ok(&ns.env(), &["lag", "--json"])).expect("lag json");
+    let pipeline: Value = http
+        .get(format!("{}/api/pipeline", running.api))
+        .send()
+        .await
+        .expect("pipeline")
+        .json()
+        .await
+        .expect("json");
+    for view in [&lag, &pipeline] {
+        assert_eq!(view["stream"]["last_sequence"], json!(n), "{view}");
+        assert_eq!(view["dead_letters"], json!(0), "{view}");
+        let consumers = view["consumers"].as_array().expect("consumers");
+        assert_eq!(consumers.len(), 2, "{view}");
+        for c in consumers {
+            assert_eq!(c["pending"], json!(0), "{view}");
+            assert_eq!(c["ack_pending"], json!(0), "{view}");
+            assert_eq!(c["ack_floor"], json!(n), "{view}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
