@@ -53,6 +53,10 @@ pub fn sample_event(site: &str, n: usize) -> Event {
             source: Some("Google".into()),
             ..Enrichment::default()
         },
+        previous_visitor_id: None,
+        scroll_depth: None,
+        engagement_ms: None,
+        revenue: None,
     }
 }
 

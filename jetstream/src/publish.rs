@@ -47,6 +47,12 @@ impl Publisher {
         Self { js, topology }
     }
 
+    /// False while the NATS connection is down: callers can refuse work at once instead of
+    /// waiting for an ack timeout.
+    pub fn is_connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.topology
     }

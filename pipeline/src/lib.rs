@@ -4,6 +4,8 @@
 
 pub mod bucket;
 pub mod domain;
+pub mod referrer;
 pub mod rollup;
 pub mod url_parts;
+pub mod user_agent;
 pub mod visitor;

@@ -74,6 +74,10 @@ mod tests {
             visitor_id: 1,
             interactive: true,
             enrichment: Enrichment::default(),
+            previous_visitor_id: None,
+            scroll_depth: None,
+            engagement_ms: None,
+            revenue: None,
         }
     }
 

@@ -86,6 +86,25 @@ pub struct Event {
     pub interactive: bool,
     #[serde(default)]
     pub enrichment: Enrichment,
+    /// Visitor id under the previous day's salt, so a visit crossing midnight stays one visit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_visitor_id: Option<u64>,
+    /// Engagement events: deepest scroll position reached on the page, percent (0–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scroll_depth: Option<u8>,
+    /// Engagement events: time the page was visible and focused since the last engagement, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engagement_ms: Option<u64>,
+    /// Revenue attached to a goal (Plausible's `$`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Revenue>,
+}
+
+/// A monetary amount as sent (decimal string) in an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revenue {
+    pub amount: String,
+    pub currency: String,
 }
 
 fn default_true() -> bool {
@@ -93,6 +112,7 @@ fn default_true() -> bool {
 }
 
 /// Derived attributes the collector adds at ingest. All optional: absent means unknown.
+/// (`source` is the attributed traffic source; the event's `referrer` is already normalised.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Enrichment {
@@ -144,6 +164,11 @@ impl Event {
             "is not a positive Unix time",
         )?;
         Ok(())
+    }
+
+    /// True for the tracker's engagement pings (time on page, scroll depth): never a custom event.
+    pub fn is_engagement(&self) -> bool {
+        self.name == "engagement"
     }
 
     /// True for page views (the only events that count as `pageviews`).

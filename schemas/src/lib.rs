@@ -9,6 +9,6 @@ mod event;
 
 pub use codec::{CodecError, decode, encode};
 pub use event::{
-    Enrichment, Event, EventId, InvalidEvent, MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN,
+    Enrichment, Event, EventId, InvalidEvent, MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN, Revenue,
     SCHEMA_VERSION,
 };

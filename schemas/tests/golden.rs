@@ -37,6 +37,10 @@ fn canonical_v1() -> Event {
             source: Some("Google".into()),
             ..Enrichment::default()
         },
+        previous_visitor_id: None,
+        scroll_depth: None,
+        engagement_ms: None,
+        revenue: None,
     }
 }
 
@@ -169,6 +173,10 @@ proptest! {
             visitor_id: visitor,
             interactive,
             enrichment: Enrichment::default(),
+            previous_visitor_id: None,
+            scroll_depth: None,
+            engagement_ms: None,
+            revenue: None,
         };
         prop_assert_eq!(decode(&encode(&event).expect("encode")).expect("decode"), event);
     }
@@ -191,4 +199,26 @@ fn event_id_carries_its_time() {
         secs * 1000 + u64::from(nanos / 1_000_000),
         1_730_000_000_123
     );
+}
+
+#[test]
+fn engagement_and_revenue_fields_round_trip() {
+    let event = Event {
+        name: "engagement".into(),
+        previous_visitor_id: Some(42),
+        scroll_depth: Some(87),
+        engagement_ms: Some(12_345),
+        revenue: Some(beacon_schemas::Revenue {
+            amount: "19.99".into(),
+            currency: "EUR".into(),
+        }),
+        ..canonical_v1()
+    };
+    let bytes = read_or_write(
+        "event_v1_engagement.msgpack",
+        &encode(&event).expect("encode"),
+    );
+    let decoded = decode(&bytes).expect("decode");
+    assert_eq!(decoded, event);
+    assert!(decoded.is_engagement() && !decoded.is_pageview());
 }

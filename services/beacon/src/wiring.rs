@@ -151,3 +151,14 @@ pub async fn bind(
         .await
         .with_context(|| format!("cannot listen on {addr} ({variable})"))
 }
+
+pub fn geoip(config: &Config) -> anyhow::Result<Option<beacon_collector::GeoIp>> {
+    config
+        .geoip_db
+        .as_deref()
+        .map(|path| {
+            beacon_collector::GeoIp::open(path)
+                .with_context(|| format!("cannot read {} (BEACON_GEOIP_DB)", path.display()))
+        })
+        .transpose()
+}

@@ -61,10 +61,17 @@ impl SiteDirectory {
     }
 }
 
-/// Today's visitor-hash salt, read from PostgreSQL once per day per process.
+/// The day's salts: today's (created on first use) and yesterday's if it still exists.
+#[derive(Debug, Clone, Copy)]
+pub struct DaySalts {
+    pub today: Salt,
+    pub yesterday: Option<Salt>,
+}
+
+/// Today's visitor-hash salts, read from PostgreSQL once per day per process.
 pub struct SaltCache {
     pool: Pool,
-    current: RwLock<Option<(NaiveDate, Salt)>>,
+    current: RwLock<Option<(NaiveDate, DaySalts)>>,
     refresh: Mutex<()>,
 }
 
@@ -77,23 +84,28 @@ impl SaltCache {
         }
     }
 
-    fn cached(&self, day: NaiveDate) -> Option<Salt> {
+    fn cached(&self, day: NaiveDate) -> Option<DaySalts> {
         match *self.current.read().unwrap_or_else(|e| e.into_inner()) {
-            Some((cached_day, salt)) if cached_day == day => Some(salt),
+            Some((cached_day, salts)) if cached_day == day => Some(salts),
             _ => None,
         }
     }
 
-    pub async fn salt_for(&self, day: NaiveDate) -> Result<Salt, StoreError> {
-        if let Some(salt) = self.cached(day) {
-            return Ok(salt);
+    pub async fn salts_for(&self, day: NaiveDate) -> Result<DaySalts, StoreError> {
+        if let Some(salts) = self.cached(day) {
+            return Ok(salts);
         }
         let _one_refresh_at_a_time = self.refresh.lock().await;
-        if let Some(salt) = self.cached(day) {
-            return Ok(salt);
+        if let Some(salts) = self.cached(day) {
+            return Ok(salts);
         }
-        let salt = salts::salt_for(&self.pool, day).await?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((day, salt));
-        Ok(salt)
+        let today = salts::salt_for(&self.pool, day).await?;
+        let yesterday = match day.pred_opt() {
+            Some(previous) => salts::existing_salt(&self.pool, previous).await?,
+            None => None,
+        };
+        let salts = DaySalts { today, yesterday };
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((day, salts));
+        Ok(salts)
     }
 }

@@ -20,6 +20,9 @@ struct Body<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Plausible's error shape, `{"errors": {"field": ["message"]}}`, for its clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -43,6 +46,16 @@ impl ApiError {
         }
     }
 
+    /// `429`: this client sends faster than its allowed rate.
+    pub fn rate_limited() -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            field: None,
+            message: "too many requests; slow down".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+
     /// `503` with `Retry-After`: the event was not stored; the client should send it again.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
@@ -56,9 +69,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let errors = self
+            .field
+            .as_deref()
+            .map(|f| serde_json::json!({ f: [self.message.as_str()] }));
         let body = Body {
             error: &self.message,
             field: self.field.as_deref(),
+            errors,
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(after) = self.retry_after {

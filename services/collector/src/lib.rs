@@ -1,35 +1,50 @@
 //! The collector: takes page views and events over HTTP, enriches them, and answers `202` only
 //! once JetStream has stored them.
 
+mod assets;
 mod client_ip;
 mod directory;
 mod error;
+mod geo;
+mod ingest;
+mod plausible;
+mod request;
 mod track;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
-use axum::routing::post;
+use axum::routing::{get, post};
 use beacon_jetstream::Publisher;
 use beacon_runtime::{AdminState, CancellationToken, admin_router};
 use beacon_store::Pool;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use client_ip::client_ip;
+pub use geo::GeoIp;
 
-/// Largest accepted request body.
+/// Largest accepted request body of a single event.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest accepted body of `POST /track/batch`.
+pub const MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the collector needs from the outside world.
 pub struct Deps {
     pub publisher: Publisher,
     pub pool: Pool,
     pub trusted_proxies: Vec<IpNet>,
+    /// Requests per second per client address; 0 = unlimited.
+    pub rate_limit: u32,
+    /// Events that may await JetStream acks at once; beyond it, `503` at once.
+    pub max_in_flight: u32,
+    pub geo: Option<GeoIp>,
     pub admin: AdminState,
 }
 
@@ -38,30 +53,54 @@ pub(crate) struct AppState {
     sites: directory::SiteDirectory,
     salts: directory::SaltCache,
     trusted_proxies: Vec<IpNet>,
+    rate_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    in_flight: tokio::sync::Semaphore,
+    geo: Option<GeoIp>,
 }
 
 /// All collector routes, with CORS for browsers and request metrics.
 pub fn router(deps: Deps) -> Router {
+    router_with_state(deps).0
+}
+
+fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
+    beacon_pipeline::user_agent::warm_up();
+    // Bursts of twice the rate are fine (a page load fires a few events at once).
+    let rate_limiter = NonZeroU32::new(deps.rate_limit).map(|rate| {
+        let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+    });
     let state = Arc::new(AppState {
         publisher: deps.publisher,
         sites: directory::SiteDirectory::new(deps.pool.clone()),
         salts: directory::SaltCache::new(deps.pool),
         trusted_proxies: deps.trusted_proxies,
+        rate_limiter,
+        in_flight: tokio::sync::Semaphore::new(deps.max_in_flight as usize),
+        geo: deps.geo,
     });
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
-    Router::new()
+    let router = Router::new()
         .route("/track", post(track::track))
+        .route("/api/event", post(plausible::event))
+        .route(
+            "/track/batch",
+            post(track::track_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
+        .route("/beacon.js", get(assets::tracker))
+        .route("/js/script.js", get(assets::tracker))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
-        .with_state(state)
+        .with_state(state.clone())
         .merge(admin_router(deps.admin))
         .layer(axum::middleware::from_fn(
             beacon_runtime::http::track_http_metrics,
-        ))
+        ));
+    (router, state)
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in flight.
@@ -71,9 +110,24 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "collector listening");
+    let (router, state) = router_with_state(deps);
+    // The rate limiter remembers every address it saw; forget the idle ones regularly.
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            }
+            if let Some(limiter) = &state.rate_limiter {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+    });
     axum::serve(
         listener,
-        router(deps).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await

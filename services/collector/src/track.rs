@@ -1,30 +1,34 @@
-//! `POST /track`: Beacon's own JSON event, validated field by field, enriched, published durably.
+//! `POST /track` and `POST /track/batch`: Beacon's own JSON events, validated field by field.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use beacon_pipeline::domain::normalize_domain;
 use beacon_pipeline::url_parts::split_url;
-use beacon_pipeline::visitor::visitor_id;
-use beacon_schemas::{Enrichment, Event, EventId, MAX_NAME_LEN, MAX_URL_LEN, SCHEMA_VERSION};
+use beacon_schemas::{EventId, MAX_NAME_LEN, MAX_URL_LEN};
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::ingest::{Client, Hit, UnknownSite, ingest};
+use crate::request::{body_bytes, parse_json, sender};
 
-const MAX_PROPS: usize = 30;
-const MAX_PROP_KEY: usize = 300;
-const MAX_PROP_VALUE: usize = 2000;
-const MAX_REFERRER: usize = 2048;
-const MAX_USER_AGENT: usize = 1024;
+pub const MAX_PROPS: usize = 30;
+pub const MAX_PROP_KEY: usize = 300;
+pub const MAX_PROP_VALUE: usize = 2000;
+pub const MAX_REFERRER: usize = 2048;
+pub const MAX_USER_AGENT: usize = 1024;
+/// Largest batch `POST /track/batch` takes.
+pub const MAX_BATCH: usize = 1000;
+/// How far in the future a sender's clock may be.
+const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Debug, Deserialize)]
 struct TrackBody {
@@ -34,19 +38,13 @@ struct TrackBody {
     referrer: Option<String>,
     props: Option<Map<String, Value>>,
     interactive: Option<bool>,
-}
-
-/// Everything of a request except the site check and the salt: pure, so it is unit tested.
-#[derive(Debug, PartialEq)]
-struct ValidHit {
-    site: String,
-    name: String,
-    url: String,
-    hostname: String,
-    pathname: String,
-    referrer: Option<String>,
-    props: BTreeMap<String, String>,
-    interactive: bool,
+    /// Optional UUID chosen by the sender: retries of the same event are then idempotent.
+    id: Option<String>,
+    /// Event time (RFC 3339 or Unix ms) for server-side senders and backfills.
+    timestamp: Option<Value>,
+    /// The visitor's user agent and address, for server-side senders.
+    user_agent: Option<String>,
+    ip: Option<String>,
 }
 
 pub async fn track(
@@ -54,132 +52,78 @@ pub async fn track(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let result = accept(&state, peer, &headers, body).await;
-    let outcome = match &result {
-        Ok(_) => "accepted",
-        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        Err(_) => "rejected",
+) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+    let sender = sender(&state, peer, &headers)?;
+    let body = body_bytes(body)?;
+    let hit = validate(
+        &parse_json::<TrackBody>(&body)?,
+        "",
+        chrono::Utc::now().timestamp_millis(),
+    )?;
+    let outcome = ingest(&state, &sender, vec![hit], UnknownSite::Reject).await?;
+    let body = match outcome.accepted.first() {
+        Some(id) => json!({ "id": id }),
+        None => json!({ "dropped": outcome.dropped }),
     };
-    metrics::counter!("beacon_collector_events_total", "outcome" => outcome).increment(1);
-    result
+    Ok((
+        StatusCode::ACCEPTED,
+        dropped_header(outcome.dropped),
+        Json(body),
+    ))
 }
 
-async fn accept(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+pub async fn track_batch(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = body.map_err(|rejection| ApiError {
-        status: rejection.status(),
-        field: None,
-        message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("body is larger than {} bytes", crate::MAX_BODY_BYTES)
-        } else {
-            rejection.body_text()
-        },
-        retry_after: None,
-    })?;
-    let hit = validate(&parse(&body)?)?;
-
-    let known = state.sites.contains(&hit.site).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read sites");
-        ApiError::unavailable("site directory unavailable")
-    })?;
-    if !known {
-        return Err(ApiError::field(
-            "site",
-            format!(
-                "unknown site '{}'; register it with `beacon site add`",
-                hit.site
-            ),
-        ));
+) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+    let sender = sender(&state, peer, &headers)?;
+    let body = body_bytes(body)?;
+    let items = parse_json::<Vec<TrackBody>>(&body)?;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::body(format!(
+            "a batch holds 1 to {MAX_BATCH} events, not {}",
+            items.len()
+        )));
     }
-
-    let now = chrono::Utc::now();
-    let salt = state.salts.salt_for(now.date_naive()).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot read salt");
-        ApiError::unavailable("salt store unavailable")
-    })?;
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let user_agent: String = user_agent.chars().take(MAX_USER_AGENT).collect();
-    let ip = client_ip(peer.ip(), headers, &state.trusted_proxies);
-
-    let now_ms = now.timestamp_millis();
-    let event = Event {
-        v: SCHEMA_VERSION,
-        id: EventId::new_at(now_ms),
-        visitor_id: visitor_id(&salt, &hit.site, ip, &user_agent),
-        site: hit.site,
-        name: hit.name,
-        timestamp_ms: now_ms,
-        received_at_ms: now_ms,
-        url: hit.url,
-        hostname: hit.hostname,
-        pathname: hit.pathname,
-        referrer: hit.referrer,
-        props: hit.props,
-        interactive: hit.interactive,
-        enrichment: Enrichment::default(),
-    };
-    match state.publisher.publish(&event).await {
-        Ok(_) => Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "id": event.id })),
-        )),
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(error = %e, "publish failed");
-            Err(ApiError::unavailable(
-                "event stream unavailable; retry later",
-            ))
-        }
-        Err(e) => Err(ApiError::body(e.to_string())),
-    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let hits = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| validate(item, &format!("[{i}]."), now_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = ingest(&state, &sender, hits, UnknownSite::Reject).await?;
+    let body = json!({ "accepted": outcome.accepted.len(), "dropped": outcome.dropped, "ids": outcome.accepted });
+    Ok((
+        StatusCode::ACCEPTED,
+        dropped_header(outcome.dropped),
+        Json(body),
+    ))
 }
 
-fn parse(body: &[u8]) -> Result<TrackBody, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::body("body is empty; expected a JSON object"));
+/// `X-Beacon-Dropped: N` when hits were filtered (bots, unknown sites), as Plausible signals it.
+pub fn dropped_header(dropped: usize) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if dropped > 0 {
+        headers.insert("x-beacon-dropped", dropped.into());
+        headers.insert("x-plausible-dropped", dropped.into());
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::body(format!("body is not valid JSON: {inner}"));
-        }
-        let message = inner.to_string();
-        let field = if path == "." {
-            message
-                .split('`')
-                .nth(1)
-                .map(str::to_string)
-                .filter(|_| message.starts_with("missing field"))
-        } else {
-            Some(path)
-        };
-        match field {
-            Some(field) => ApiError::field(field, message),
-            None => ApiError::body(message),
-        }
-    })
+    headers
 }
 
-fn validate(body: &TrackBody) -> Result<ValidHit, ApiError> {
+fn validate(body: &TrackBody, prefix: &str, now_ms: i64) -> Result<Hit, ApiError> {
+    let field = |name: &str| format!("{prefix}{name}");
     if body.url.len() > MAX_URL_LEN {
         return Err(ApiError::field(
-            "url",
-            format!("is longer than {} bytes", MAX_URL_LEN),
+            field("url"),
+            format!("is longer than {MAX_URL_LEN} bytes"),
         ));
     }
-    let parts = split_url(&body.url).map_err(|e| ApiError::field("url", e.to_string()))?;
+    let parts = split_url(&body.url).map_err(|e| ApiError::field(field("url"), e.to_string()))?;
     let site_raw = body.site.as_deref().unwrap_or(&parts.hostname);
     let site = normalize_domain(site_raw)
-        .map_err(|e| ApiError::field("site", format!("'{site_raw}' {e}")))?;
+        .map_err(|e| ApiError::field(field("site"), format!("'{site_raw}' {e}")))?;
     let name = body
         .name
         .as_deref()
@@ -188,8 +132,8 @@ fn validate(body: &TrackBody) -> Result<ValidHit, ApiError> {
         .to_string();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ApiError::field(
-            "name",
-            format!("must be 1 to {} bytes", MAX_NAME_LEN),
+            field("name"),
+            format!("must be 1 to {MAX_NAME_LEN} bytes"),
         ));
     }
     let referrer = body
@@ -199,30 +143,85 @@ fn validate(body: &TrackBody) -> Result<ValidHit, ApiError> {
         .filter(|r| !r.is_empty());
     if referrer.is_some_and(|r| r.len() > MAX_REFERRER) {
         return Err(ApiError::field(
-            "referrer",
+            field("referrer"),
             format!("is longer than {MAX_REFERRER} bytes"),
         ));
     }
-    Ok(ValidHit {
+    let mut hit = Hit::new(
         site,
         name,
-        url: body.url.trim().to_string(),
-        hostname: parts.hostname,
-        pathname: parts.pathname,
-        referrer: referrer.map(str::to_string),
-        props: props(body.props.as_ref())?,
-        interactive: body.interactive.unwrap_or(true),
-    })
+        body.url.trim().to_string(),
+        parts.hostname,
+        parts.pathname,
+    );
+    hit.referrer = referrer.map(str::to_string);
+    hit.props = props(body.props.as_ref(), prefix)?;
+    hit.interactive = body.interactive.unwrap_or(true);
+    hit.id = body
+        .id
+        .as_deref()
+        .map(|id| {
+            id.parse::<EventId>()
+                .map_err(|_| ApiError::field(field("id"), "is not a UUID"))
+        })
+        .transpose()?;
+    hit.timestamp_ms = body
+        .timestamp
+        .as_ref()
+        .map(|t| timestamp(t, now_ms, &field("timestamp")))
+        .transpose()?;
+    if body.user_agent.is_some() || body.ip.is_some() {
+        let ip = match body.ip.as_deref() {
+            Some(ip) => ip
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::field(field("ip"), "is not an IP address"))?,
+            None => return Err(ApiError::field(field("ip"), "is required with user_agent")),
+        };
+        let user_agent = body
+            .user_agent
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(MAX_USER_AGENT)
+            .collect();
+        hit.client = Some(Client { ip, user_agent });
+    }
+    Ok(hit)
+}
+
+fn timestamp(value: &Value, now_ms: i64, field: &str) -> Result<i64, ApiError> {
+    let ms = match value {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::field(field, "is not a whole number of milliseconds"))?,
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|_| ApiError::field(field, "is not an RFC 3339 time or Unix milliseconds"))?
+            .timestamp_millis(),
+        _ => {
+            return Err(ApiError::field(
+                field,
+                "is not an RFC 3339 time or Unix milliseconds",
+            ));
+        }
+    };
+    if ms <= 0 || ms > now_ms + MAX_CLOCK_SKEW_MS {
+        return Err(ApiError::field(field, "is before 1970 or in the future"));
+    }
+    Ok(ms)
 }
 
 /// Scalar props become strings; nested values and nulls are dropped.
-fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, ApiError> {
+pub fn props(
+    raw: Option<&Map<String, Value>>,
+    prefix: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(raw) = raw else {
         return Ok(BTreeMap::new());
     };
     if raw.len() > MAX_PROPS {
         return Err(ApiError::field(
-            "props",
+            format!("{prefix}props"),
             format!("has more than {MAX_PROPS} properties"),
         ));
     }
@@ -230,11 +229,12 @@ fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, A
     for (key, value) in raw {
         if key.is_empty() || key.len() > MAX_PROP_KEY {
             return Err(ApiError::field(
-                "props",
+                format!("{prefix}props"),
                 format!("property names must be 1 to {MAX_PROP_KEY} bytes"),
             ));
         }
         let value = match value {
+            Value::String(s) if s.trim().is_empty() => continue,
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -242,7 +242,7 @@ fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, A
         };
         if value.len() > MAX_PROP_VALUE {
             return Err(ApiError::field(
-                format!("props.{key}"),
+                format!("{prefix}props.{key}"),
                 format!("is longer than {MAX_PROP_VALUE} bytes"),
             ));
         }
@@ -255,8 +255,10 @@ fn props(raw: Option<&Map<String, Value>>) -> Result<BTreeMap<String, String>, A
 mod tests {
     use super::*;
 
-    fn check(json: &str) -> Result<ValidHit, ApiError> {
-        validate(&parse(json.as_bytes())?)
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn check(json: &str) -> Result<Hit, ApiError> {
+        validate(&parse_json(json.as_bytes())?, "", NOW)
     }
 
     fn field_of(json: &str) -> Option<String> {
@@ -270,6 +272,7 @@ mod tests {
         assert_eq!(hit.name, "pageview");
         assert_eq!(hit.pathname, "/a");
         assert!(hit.interactive);
+        assert_eq!((hit.id, hit.timestamp_ms, hit.client), (None, None, None));
     }
 
     #[test]
@@ -289,11 +292,52 @@ mod tests {
             field_of(r#"{"url": "https://a.com/", "props": []}"#).as_deref(),
             Some("props")
         );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "id": "nope"}"#).as_deref(),
+            Some("id")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "timestamp": "yesterday"}"#).as_deref(),
+            Some("timestamp")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "timestamp": 1900000000000}"#).as_deref(),
+            Some("timestamp")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "user_agent": "x"}"#).as_deref(),
+            Some("ip")
+        );
+        assert_eq!(
+            field_of(r#"{"url": "https://a.com/", "ip": "1.2.3"}"#).as_deref(),
+            Some("ip")
+        );
         let long = format!(
             r#"{{"url": "https://a.com/", "props": {{"k": "{}"}}}}"#,
             "x".repeat(3000)
         );
         assert_eq!(field_of(&long).as_deref(), Some("props.k"));
+    }
+
+    #[test]
+    fn server_side_fields_are_taken() {
+        let hit = check(
+            r#"{"url": "https://a.com/", "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+                "timestamp": "2026-01-02T03:04:05Z", "ip": "198.51.100.7", "user_agent": "Mozilla/5.0"}"#,
+        )
+        .expect("valid");
+        assert_eq!(hit.timestamp_ms, Some(1_767_323_045_000));
+        assert_eq!(
+            hit.id.map(|id| id.to_string()).as_deref(),
+            Some("0192f3a4-5b6c-7d8e-9f01-23456789abcd")
+        );
+        assert_eq!(
+            hit.client,
+            Some(Client {
+                ip: "198.51.100.7".parse().expect("ip"),
+                user_agent: "Mozilla/5.0".into()
+            })
+        );
     }
 
     #[test]
@@ -305,9 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn nested_props_are_dropped_and_scalars_kept_as_text() {
-        let hit = check(r#"{"url": "https://a.com/", "props": {"n": 3, "b": true, "s": "x", "o": {"a": 1}, "z": null}}"#)
-            .expect("valid");
+    fn nested_and_blank_props_are_dropped_and_scalars_kept_as_text() {
+        let hit = check(
+            r#"{"url": "https://a.com/", "props": {"n": 3, "b": true, "s": "x", "o": {"a": 1}, "z": null, "e": " "}}"#,
+        )
+        .expect("valid");
         let expected: BTreeMap<String, String> = [("b", "true"), ("n", "3"), ("s", "x")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

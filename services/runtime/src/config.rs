@@ -36,6 +36,12 @@ pub struct Config {
     pub consumer_max_ack_pending: i64,
     /// Messages a consumer handles in one batch.
     pub consumer_batch: usize,
+    /// Requests per second one client address may send to the collector; 0 = unlimited.
+    pub rate_limit: u32,
+    /// Events the collector may have waiting for JetStream acks at once.
+    pub max_in_flight: u32,
+    /// MaxMind-format database for client countries.
+    pub geoip_db: Option<std::path::PathBuf>,
     /// Raw events older than this are deleted from the archive (TTL index); `None` keeps them.
     pub archive_retention: Option<Duration>,
     pub log_format: LogFormat,
@@ -126,6 +132,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "forever",
         "how long raw events stay in MongoDB (a duration, or forever)",
     ),
+    (
+        "BEACON_RATE_LIMIT",
+        "50",
+        "collector requests per second per client address (0: no limit)",
+    ),
+    (
+        "BEACON_MAX_IN_FLIGHT",
+        "20000",
+        "events the collector may have awaiting JetStream acks",
+    ),
+    (
+        "BEACON_GEOIP_DB",
+        "",
+        "MaxMind-format country database (empty: countries unknown)",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
@@ -157,6 +178,11 @@ impl Config {
             trusted_proxies: proxies(&get("BEACON_TRUSTED_PROXIES"))?,
             namespace: namespace(&get("BEACON_NAMESPACE"))?,
             stream_max_age: duration(&get, "BEACON_STREAM_MAX_AGE")?,
+            rate_limit: u32::try_from(number(&get, "BEACON_RATE_LIMIT", 0, 1_000_000)?)
+                .unwrap_or(50),
+            max_in_flight: u32::try_from(number(&get, "BEACON_MAX_IN_FLIGHT", 1, 10_000_000)?)
+                .unwrap_or(20_000),
+            geoip_db: geoip(&get("BEACON_GEOIP_DB"))?,
             consumer_ack_wait: duration(&get, "BEACON_CONSUMER_ACK_WAIT")?,
             consumer_max_deliver: number(&get, "BEACON_CONSUMER_MAX_DELIVER", 1, 1_000)?,
             consumer_max_ack_pending: number(
@@ -254,6 +280,21 @@ fn number(
     }
 }
 
+fn geoip(value: &str) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::PathBuf::from(value.trim());
+    if path.is_file() {
+        Ok(Some(path))
+    } else {
+        Err(err(
+            "BEACON_GEOIP_DB",
+            format!("'{value}' is not a readable file"),
+        ))
+    }
+}
+
 fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
     value
         .split(',')
@@ -334,6 +375,8 @@ mod tests {
             ("BEACON_STREAM_MAX_AGE", "forever"),
             ("BEACON_LOG_FORMAT", "xml"),
             ("BEACON_CONSUMER_MAX_DELIVER", "0"),
+            ("BEACON_RATE_LIMIT", "-1"),
+            ("BEACON_GEOIP_DB", "/no/such/file.mmdb"),
             ("BEACON_CONSUMER_BATCH", "many"),
             ("BEACON_ARCHIVE_RETENTION", "a while"),
         ];

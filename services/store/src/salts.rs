@@ -30,3 +30,20 @@ pub async fn salt_for(pool: &Pool, day: NaiveDate) -> Result<Salt, StoreError> {
     }
     Ok(Salt(salt))
 }
+
+/// The salt of `day` if it exists (never creates one): the previous day's salt for visits
+/// that cross midnight.
+pub async fn existing_salt(pool: &Pool, day: NaiveDate) -> Result<Option<Salt>, StoreError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT salt FROM salts WHERE day = $1", &[&day])
+        .await?;
+    row.map(|row| {
+        let bytes: Vec<u8> = row.get(0);
+        bytes
+            .try_into()
+            .map(Salt)
+            .map_err(|_| StoreError::Invalid("stored salt is not 16 bytes".into()))
+    })
+    .transpose()
+}

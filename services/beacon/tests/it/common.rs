@@ -305,6 +305,10 @@ pub fn test_event(site: &str, n: usize) -> beacon_schemas::Event {
         visitor_id: n as u64 % 97,
         interactive: true,
         enrichment: Default::default(),
+        previous_visitor_id: None,
+        scroll_depth: None,
+        engagement_ms: None,
+        revenue: None,
     }
 }
 
@@ -443,6 +447,108 @@ impl PrivateMongo {
 }
 
 impl Drop for PrivateMongo {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every message in the namespace's events stream, decoded, in order.
+pub async fn stream_events(ns: &Namespace) -> Vec<(String, Vec<u8>)> {
+    use beacon_jetstream::async_nats::jetstream::consumer::{PullConsumer, pull};
+    use futures::StreamExt;
+    let js = ns.jetstream().await;
+    let stream = js
+        .get_stream(ns.topology().events_stream())
+        .await
+        .expect("events stream");
+    let consumer: PullConsumer = stream
+        .create_consumer(pull::Config::default())
+        .await
+        .expect("ephemeral consumer");
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("fetch");
+        let before = out.len();
+        while let Some(Ok(message)) = batch.next().await {
+            out.push((message.subject.to_string(), message.payload.to_vec()));
+            let _ = message.ack().await;
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// A private `nats-server` with JetStream for tests that stop their broker.
+pub struct PrivateNats {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("nats-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("store dir");
+        let mut nats = Self {
+            port,
+            dir,
+            child: None,
+        };
+        nats.resume();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn resume(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (scripts/services installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateNats {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);

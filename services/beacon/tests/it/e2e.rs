@@ -68,6 +68,11 @@ async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Run
     }
 }
 
+/// A real browser's user agent; `n` varies the version (7 values: 7 visitors from one address).
+pub fn desktop_firefox(n: usize) -> String {
+    format!("Mozilla/5.0 (X11; Linux x86_64; rv:12{n}.0) Gecko/20100101 Firefox/12{n}.0")
+}
+
 async fn send_pageviews(http: &reqwest::Client, collector: &str, n: usize) -> Vec<String> {
     let sends = (0..n).map(|i| {
         let http = http.clone();
@@ -75,7 +80,7 @@ async fn send_pageviews(http: &reqwest::Client, collector: &str, n: usize) -> Ve
         async move {
             let response = http
                 .post(url)
-                .header("user-agent", format!("Mozilla/5.0 test-visitor-{}", i % 7))
+                .header("user-agent", desktop_firefox(i % 7))
                 .json(&json!({ "url": format!("https://example.com/page/{}", i % 5), "referrer": "https://www.google.com/" }))
                 .send()
                 .await

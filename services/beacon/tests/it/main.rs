@@ -4,7 +4,11 @@
 //! `scripts/test` brings the servers up first; a test whose server is missing fails loudly.
 
 mod archiver_faults;
+mod browser;
+mod collector;
 mod common;
 mod consume;
 mod dead_letters;
 mod e2e;
+mod fuzz;
+mod privacy;

@@ -1,0 +1,233 @@
+//! The path every accepted hit takes, whatever endpoint it came in by: site check, bot filter,
+//! in-flight budget, enrichment, durable publish.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use beacon_pipeline::referrer::attribute;
+use beacon_pipeline::user_agent::classify;
+use beacon_pipeline::visitor::visitor_id;
+use beacon_schemas::{Enrichment, Event, EventId, Revenue, SCHEMA_VERSION};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// One validated hit, before enrichment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub site: String,
+    pub name: String,
+    pub url: String,
+    pub hostname: String,
+    pub pathname: String,
+    pub referrer: Option<String>,
+    pub props: BTreeMap<String, String>,
+    pub interactive: bool,
+    /// Client-chosen id (server-side senders), making their retries idempotent.
+    pub id: Option<EventId>,
+    /// Event time for server-side senders and imports; `None` = now.
+    pub timestamp_ms: Option<i64>,
+    pub scroll_depth: Option<u8>,
+    pub engagement_ms: Option<u64>,
+    pub revenue: Option<Revenue>,
+    /// Server-side senders forward their visitor's address and user agent.
+    pub client: Option<Client>,
+}
+
+impl Hit {
+    /// A page view or event with only the required parts; the rest default.
+    pub fn new(
+        site: String,
+        name: String,
+        url: String,
+        hostname: String,
+        pathname: String,
+    ) -> Self {
+        Self {
+            site,
+            name,
+            url,
+            hostname,
+            pathname,
+            referrer: None,
+            props: BTreeMap::new(),
+            interactive: true,
+            id: None,
+            timestamp_ms: None,
+            scroll_depth: None,
+            engagement_ms: None,
+            revenue: None,
+            client: None,
+        }
+    }
+}
+
+/// Who sent a hit: used for the visitor hash and the bot filter, then forgotten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub user_agent: String,
+}
+
+/// What to do with a hit for a site that is not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSite {
+    /// `400` naming the site (Beacon's own endpoints: the sender can fix it).
+    Reject,
+    /// Drop and count it, answer `202` (Plausible's behaviour: a tracker left on a site
+    /// nobody registered must not see errors).
+    Drop,
+}
+
+/// Events stored, and hits dropped (bots, unknown sites) — neither lost nor counted.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub accepted: Vec<EventId>,
+    pub dropped: usize,
+}
+
+/// Filters, enriches and publishes; returns once JetStream stored every accepted event.
+pub async fn ingest(
+    state: &AppState,
+    sender: &Client,
+    hits: Vec<Hit>,
+    unknown: UnknownSite,
+) -> Result<Outcome, ApiError> {
+    let mut outcome = Outcome::default();
+    let single = hits.len() == 1;
+    let mut kept = Vec::with_capacity(hits.len());
+    for (index, hit) in hits.into_iter().enumerate() {
+        let known = state.sites.contains(&hit.site).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read sites");
+            ApiError::unavailable("site directory unavailable")
+        })?;
+        if !known {
+            match unknown {
+                UnknownSite::Reject => {
+                    let field = if single {
+                        "site".to_string()
+                    } else {
+                        format!("[{index}].site")
+                    };
+                    return Err(ApiError::field(
+                        field,
+                        format!(
+                            "unknown site '{}'; register it with `beacon site add`",
+                            hit.site
+                        ),
+                    ));
+                }
+                UnknownSite::Drop => {
+                    metrics::counter!("beacon_collector_dropped_total", "reason" => "unknown_site")
+                        .increment(1);
+                    outcome.dropped += 1;
+                    continue;
+                }
+            }
+        }
+        let client = hit.client.clone().unwrap_or_else(|| sender.clone());
+        match classify(&client.user_agent) {
+            Ok(agent) => kept.push((hit, client, agent)),
+            Err(kind) => {
+                metrics::counter!("beacon_collector_dropped_total", "reason" => bot_label(kind))
+                    .increment(1);
+                outcome.dropped += 1;
+            }
+        }
+    }
+    if kept.is_empty() {
+        return Ok(outcome);
+    }
+
+    // Bounded work in flight: past the budget, say "later" at once instead of queueing.
+    let permits = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+    let _permit = state.in_flight.try_acquire_many(permits).map_err(|_| {
+        metrics::counter!("beacon_collector_overloaded_total").increment(1);
+        ApiError::unavailable("collector is at capacity; retry later")
+    })?;
+    if !state.publisher.is_connected() {
+        return Err(ApiError::unavailable(
+            "event stream unavailable; retry later",
+        ));
+    }
+
+    let now = chrono::Utc::now();
+    let salts = state.salts.salts_for(now.date_naive()).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read salts");
+        ApiError::unavailable("salt store unavailable")
+    })?;
+    let now_ms = now.timestamp_millis();
+    let events: Vec<Event> = kept
+        .into_iter()
+        .map(|(hit, client, agent)| {
+            let attribution = attribute(&hit.url, hit.referrer.as_deref(), &hit.hostname);
+            let timestamp_ms = hit.timestamp_ms.unwrap_or(now_ms);
+            let hash = |salt| visitor_id(salt, &hit.site, client.ip, &client.user_agent);
+            Event {
+                v: SCHEMA_VERSION,
+                id: hit.id.unwrap_or_else(|| EventId::new_at(timestamp_ms)),
+                visitor_id: hash(&salts.today),
+                previous_visitor_id: salts.yesterday.as_ref().map(hash),
+                site: hit.site,
+                name: hit.name,
+                timestamp_ms,
+                received_at_ms: now_ms,
+                url: hit.url,
+                hostname: hit.hostname,
+                pathname: hit.pathname,
+                referrer: attribution.referrer,
+                props: hit.props,
+                interactive: hit.interactive,
+                enrichment: Enrichment {
+                    source: attribution.source,
+                    utm_source: attribution.utm_source,
+                    utm_medium: attribution.utm_medium,
+                    utm_campaign: attribution.utm_campaign,
+                    utm_content: attribution.utm_content,
+                    utm_term: attribution.utm_term,
+                    browser: agent.browser,
+                    browser_version: agent.browser_version,
+                    os: agent.os,
+                    os_version: agent.os_version,
+                    device: agent.device,
+                    country: state.geo.as_ref().and_then(|geo| geo.country(client.ip)),
+                },
+                scroll_depth: hit.scroll_depth,
+                engagement_ms: hit.engagement_ms,
+                revenue: hit.revenue,
+            }
+        })
+        .collect();
+
+    // Send everything first, then wait for the acks: one round trip for the whole request.
+    let mut acks = Vec::with_capacity(events.len());
+    for event in &events {
+        acks.push(state.publisher.send(event).await.map_err(publish_error)?);
+    }
+    for ack in acks {
+        ack.await
+            .map_err(|e| publish_error(beacon_jetstream::PublishError::Ack(e.to_string())))?;
+    }
+    metrics::counter!("beacon_collector_accepted_total").increment(events.len() as u64);
+    outcome.accepted = events.iter().map(|e| e.id).collect();
+    Ok(outcome)
+}
+
+fn publish_error(e: beacon_jetstream::PublishError) -> ApiError {
+    if e.is_retryable() {
+        tracing::warn!(error = %e, "publish failed");
+        ApiError::unavailable("event stream unavailable; retry later")
+    } else {
+        ApiError::body(e.to_string())
+    }
+}
+
+fn bot_label(kind: beacon_pipeline::user_agent::BotKind) -> &'static str {
+    use beacon_pipeline::user_agent::BotKind;
+    match kind {
+        BotKind::Crawler => "crawler",
+        BotKind::Headless => "headless",
+        BotKind::Tool => "tool",
+        BotKind::Empty => "no_user_agent",
+    }
+}

@@ -1,0 +1,77 @@
+//! Reading a request the same way on every endpoint: the body (with a JSON error for oversize or
+//! unreadable bodies), JSON with errors that name the field, and who sent it (address, user agent,
+//! rate limit).
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::client_ip::client_ip;
+use crate::error::ApiError;
+use crate::ingest::Client;
+use crate::track::MAX_USER_AGENT;
+
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        field: None,
+        message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("body is larger than {} bytes", crate::MAX_BODY_BYTES)
+        } else {
+            rejection.body_text()
+        },
+        retry_after: None,
+    })
+}
+
+/// Parses JSON; a type error names the field's path, a missing field its name.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::body("body is empty; expected JSON"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::body(format!("body is not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => Some(name.to_string()),
+            (".", None) => None,
+            (path, Some(name)) => Some(format!("{path}.{name}")),
+            (path, None) => Some(path.to_string()),
+        };
+        match field {
+            Some(field) => ApiError::field(field, message),
+            None => ApiError::body(message),
+        }
+    })
+}
+
+/// The sender: client address (through trusted proxies), user agent; refuses it past its rate.
+pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Client, ApiError> {
+    let ip = client_ip(peer.ip(), headers, &state.trusted_proxies);
+    if let Some(limiter) = &state.rate_limiter
+        && limiter.check_key(&ip).is_err()
+    {
+        metrics::counter!("beacon_collector_rate_limited_total").increment(1);
+        return Err(ApiError::rate_limited());
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(Client {
+        ip,
+        user_agent: user_agent.chars().take(MAX_USER_AGENT).collect(),
+    })
+}
