@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use beacon_jetstream::Topology;
 use beacon_jetstream::async_nats::jetstream;
 use beacon_runtime::{AdminState, CancellationToken, admin_router};
@@ -60,6 +61,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(deps))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

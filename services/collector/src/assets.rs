@@ -44,3 +44,25 @@ pub async fn tracker(headers: HeaderMap) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::TRACKER;
+
+    #[test]
+    fn tracker_is_under_1_5_kb_gzipped() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(TRACKER.as_bytes()).expect("gzip");
+        let size = gz.finish().expect("gzip").len();
+        assert!(size < 1536, "beacon.js is {size} bytes gzipped");
+    }
+
+    #[test]
+    fn tracker_sets_no_cookies_and_posts_plausible_bodies() {
+        assert!(!TRACKER.contains("document.cookie"));
+        assert!(TRACKER.contains("/api/event"));
+        assert!(TRACKER.contains("keepalive"));
+    }
+}

@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use beacon_jetstream::Publisher;
 use beacon_runtime::{AdminState, CancellationToken, admin_router};
 use beacon_store::Pool;
@@ -124,6 +125,11 @@ pub async fn run(
                 limiter.shrink_to_fit();
             }
         }
+    });
+    // Small answers must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+    // can hold a response back for tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     axum::serve(
         listener,
