@@ -3,12 +3,14 @@
 //!
 //! `scripts/test` brings the servers up first; a test whose server is missing fails loudly.
 
+mod aggregator_faults;
 mod archiver_faults;
 mod browser;
 mod collector;
 mod common;
 mod consume;
 mod dead_letters;
+mod duplicates;
 mod e2e;
 mod fuzz;
 mod privacy;
