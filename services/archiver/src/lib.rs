@@ -5,8 +5,9 @@ mod handler;
 
 use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Topology};
+use beacon_runtime::admin::spawn_admin_server;
 use beacon_runtime::consumer::supervise_consumer;
-use beacon_runtime::{AdminState, CancellationToken, admin_router};
+use beacon_runtime::{AdminState, CancellationToken};
 use beacon_store::Archive;
 use tokio::net::TcpListener;
 
@@ -27,19 +28,11 @@ pub async fn run(
     admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let admin_server = match admin {
-        Some(listener) => {
-            tracing::info!(addr = %listener.local_addr()?, "archiver admin listening");
-            let router = admin_router(deps.admin.clone());
-            let token = shutdown.clone();
-            Some(tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await
-            }))
-        }
-        None => None,
-    };
+    let admin_server = admin
+        .map(|listener| {
+            spawn_admin_server("archiver", listener, deps.admin.clone(), shutdown.clone())
+        })
+        .transpose()?;
     let handler = ArchiveHandler::new(deps.archive);
     supervise_consumer(
         &deps.js,

@@ -1,232 +1,213 @@
 //! `beacon collector|archiver|aggregator|api|all`: connect, build each service's `Deps`, run
 //! until SIGTERM/SIGINT, drain.
 
+use beacon_runtime::admin::spawn_admin_server;
 use beacon_runtime::shutdown::cancel_on_signals;
-use beacon_runtime::{AdminState, CancellationToken, Config, Health, Probe, admin_router};
-use metrics_handle::install;
+use beacon_runtime::{AdminState, CancellationToken, Config, Health, Probe};
+use beacon_store::{Archive, Pool};
 
 use crate::wiring;
 
-mod metrics_handle {
-    use metrics_exporter_prometheus::PrometheusHandle;
-
-    /// Installs the process-wide Prometheus recorder (once).
-    pub fn install() -> Option<PrometheusHandle> {
-        match beacon_runtime::telemetry::install_prometheus() {
-            Ok(handle) => Some(handle),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics disabled");
-                None
-            }
+/// Installs the process-wide Prometheus recorder (once).
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match beacon_runtime::telemetry::install_prometheus() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics disabled");
+            None
         }
     }
 }
 
-fn start(config: &Config) -> CancellationToken {
-    let shutdown = CancellationToken::new();
-    cancel_on_signals(shutdown.clone());
-    tracing::info!(namespace = %config.namespace, "starting");
-    shutdown
+/// The process-wide pieces every service command starts with.
+struct Process {
+    config: Config,
+    shutdown: CancellationToken,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    client: async_nats::Client,
+    js: beacon_jetstream::async_nats::jetstream::Context,
 }
 
-pub async fn collector(config: Config) -> anyhow::Result<()> {
-    let shutdown = start(&config);
-    let metrics = install();
-    let client = wiring::nats(&config).await?;
-    wiring::jetstream(&config, &client).await?;
-    let pool = wiring::postgres(&config).await?;
-    let listener = wiring::bind(config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
-    let health = Health::default()
-        .with(Probe::nats(client.clone()))
-        .with(wiring::postgres_probe(&pool));
-    let deps = beacon_collector::Deps {
-        publisher: wiring::publisher(&config, &client),
-        pool,
-        trusted_proxies: config.trusted_proxies.clone(),
-        rate_limit: config.rate_limit,
-        max_in_flight: config.max_in_flight,
-        geo: wiring::geoip(&config)?,
-        admin: AdminState {
-            health,
+impl Process {
+    async fn start(config: Config) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        tracing::info!(namespace = %config.namespace, "starting");
+        let metrics = install_metrics();
+        let client = wiring::nats(&config).await?;
+        let js = wiring::jetstream(&config, &client).await?;
+        Ok(Self {
+            config,
+            shutdown,
             metrics,
-            shutdown: shutdown.clone(),
-        },
-    };
-    beacon_collector::run(deps, listener, shutdown).await?;
-    client.flush().await?;
-    Ok(())
-}
+            client,
+            js,
+        })
+    }
 
-pub async fn archiver(config: Config) -> anyhow::Result<()> {
-    let shutdown = start(&config);
-    let metrics = install();
-    let client = wiring::nats(&config).await?;
-    let js = wiring::jetstream(&config, &client).await?;
-    let archive = wiring::archive(&config).await?;
-    let listener = wiring::bind(config.admin_addr, "BEACON_ADMIN_ADDR").await?;
-    let health = Health::default()
-        .with(Probe::nats(client.clone()))
-        .with(wiring::mongo_probe(&archive));
-    let deps = beacon_archiver::Deps {
-        js,
-        topology: wiring::topology(&config),
-        policy: wiring::consumer_policy(&config),
-        archive,
-        admin: AdminState {
-            health,
-            metrics,
-            shutdown: shutdown.clone(),
-        },
-    };
-    beacon_archiver::run(deps, Some(listener), shutdown).await?;
-    client.flush().await?;
-    Ok(())
-}
+    fn admin(&self, health: Health) -> AdminState {
+        AdminState {
+            health: health.with(Probe::nats(self.client.clone())),
+            metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
 
-pub async fn aggregator(config: Config) -> anyhow::Result<()> {
-    let shutdown = start(&config);
-    let metrics = install();
-    let client = wiring::nats(&config).await?;
-    let js = wiring::jetstream(&config, &client).await?;
-    let pool = wiring::postgres(&config).await?;
-    let redis = wiring::redis(&config).await?;
-    let listener = wiring::bind(config.admin_addr, "BEACON_ADMIN_ADDR").await?;
-    let health = Health::default()
-        .with(Probe::nats(client.clone()))
-        .with(wiring::postgres_probe(&pool))
-        .with(wiring::redis_probe(&redis));
-    let deps = beacon_aggregator::Deps {
-        js,
-        topology: wiring::topology(&config),
-        policy: wiring::consumer_policy(&config),
-        pool,
-        redis,
-        live_keys: wiring::live_keys(&config),
-        admin: AdminState {
-            health,
-            metrics,
-            shutdown: shutdown.clone(),
-        },
-    };
-    beacon_aggregator::run(deps, Some(listener), shutdown).await?;
-    client.flush().await?;
-    Ok(())
-}
-
-pub async fn api(config: Config) -> anyhow::Result<()> {
-    let shutdown = start(&config);
-    let metrics = install();
-    let client = wiring::nats(&config).await?;
-    let js = wiring::jetstream(&config, &client).await?;
-    let pool = wiring::postgres(&config).await?;
-    let redis = wiring::redis(&config).await?;
-    let listener = wiring::bind(config.api_addr, "BEACON_API_ADDR").await?;
-    let health = Health::default()
-        .with(Probe::nats(client.clone()))
-        .with(wiring::postgres_probe(&pool))
-        .with(wiring::redis_probe(&redis));
-    let deps = beacon_api::Deps {
-        pool,
-        redis,
-        live_keys: wiring::live_keys(&config),
-        js,
-        topology: wiring::topology(&config),
-        admin: AdminState {
-            health,
-            metrics,
-            shutdown: shutdown.clone(),
-        },
-    };
-    beacon_api::run(deps, listener, shutdown).await?;
-    Ok(())
-}
-
-/// All four services in one process, sharing connections; one health covering every dependency.
-pub async fn all(config: Config) -> anyhow::Result<()> {
-    let shutdown = start(&config);
-    let metrics = install();
-    let client = wiring::nats(&config).await?;
-    let js = wiring::jetstream(&config, &client).await?;
-    let pool = wiring::postgres(&config).await?;
-    let redis = wiring::redis(&config).await?;
-    let archive = wiring::archive(&config).await?;
-    let collector_listener = wiring::bind(config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
-    let api_listener = wiring::bind(config.api_addr, "BEACON_API_ADDR").await?;
-    let admin_listener = wiring::bind(config.admin_addr, "BEACON_ADMIN_ADDR").await?;
-    let health = Health::default()
-        .with(Probe::nats(client.clone()))
-        .with(wiring::postgres_probe(&pool))
-        .with(wiring::redis_probe(&redis))
-        .with(wiring::mongo_probe(&archive));
-    let admin = AdminState {
-        health,
-        metrics,
-        shutdown: shutdown.clone(),
-    };
-    let topology = wiring::topology(&config);
-
-    let collector = tokio::spawn(beacon_collector::run(
-        beacon_collector::Deps {
-            publisher: wiring::publisher(&config, &client),
+    fn collector(&self, pool: &Pool, admin: AdminState) -> anyhow::Result<beacon_collector::Deps> {
+        let config = &self.config;
+        Ok(beacon_collector::Deps {
+            publisher: wiring::publisher(config, &self.client),
             pool: pool.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             rate_limit: config.rate_limit,
             max_in_flight: config.max_in_flight,
-            geo: wiring::geoip(&config)?,
-            admin: admin.clone(),
-        },
-        collector_listener,
-        shutdown.clone(),
-    ));
-    let api = tokio::spawn(beacon_api::run(
+            geo: wiring::geoip(config)?,
+            admin,
+        })
+    }
+
+    fn api(
+        &self,
+        pool: &Pool,
+        redis: &fred::prelude::Client,
+        admin: AdminState,
+    ) -> beacon_api::Deps {
         beacon_api::Deps {
             pool: pool.clone(),
             redis: redis.clone(),
-            live_keys: wiring::live_keys(&config),
-            js: js.clone(),
-            topology: topology.clone(),
-            admin: admin.clone(),
-        },
-        api_listener,
-        shutdown.clone(),
-    ));
-    let archiver = tokio::spawn(beacon_archiver::run(
+            live_keys: wiring::live_keys(&self.config),
+            js: self.js.clone(),
+            topology: wiring::topology(&self.config),
+            admin,
+        }
+    }
+
+    fn archiver(&self, archive: Archive, admin: AdminState) -> beacon_archiver::Deps {
         beacon_archiver::Deps {
-            js: js.clone(),
-            topology: topology.clone(),
-            policy: wiring::consumer_policy(&config),
+            js: self.js.clone(),
+            topology: wiring::topology(&self.config),
+            policy: wiring::consumer_policy(&self.config),
             archive,
-            admin: admin.clone(),
-        },
-        None,
-        shutdown.clone(),
-    ));
-    let aggregator = tokio::spawn(beacon_aggregator::run(
+            admin,
+        }
+    }
+
+    fn aggregator(
+        &self,
+        pool: &Pool,
+        redis: &fred::prelude::Client,
+        admin: AdminState,
+    ) -> beacon_aggregator::Deps {
         beacon_aggregator::Deps {
-            js,
-            topology,
-            policy: wiring::consumer_policy(&config),
-            pool,
-            redis,
-            live_keys: wiring::live_keys(&config),
-            admin: admin.clone(),
-        },
-        None,
-        shutdown.clone(),
-    ));
-    let admin_router = admin_router(admin);
-    let admin_token = shutdown.clone();
-    tracing::info!(addr = %admin_listener.local_addr()?, "admin listening");
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin_listener, admin_router)
-            .with_graceful_shutdown(admin_token.cancelled_owned())
-            .await
-    });
+            js: self.js.clone(),
+            topology: wiring::topology(&self.config),
+            policy: wiring::consumer_policy(&self.config),
+            pool: pool.clone(),
+            redis: redis.clone(),
+            live_keys: wiring::live_keys(&self.config),
+            admin,
+        }
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        self.client.flush().await?;
+        Ok(())
+    }
+}
+
+pub async fn collector(config: Config) -> anyhow::Result<()> {
+    let p = Process::start(config).await?;
+    let pool = wiring::postgres(&p.config).await?;
+    let listener = wiring::bind(p.config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
+    let deps = p.collector(
+        &pool,
+        p.admin(Health::default().with(wiring::postgres_probe(&pool))),
+    )?;
+    beacon_collector::run(deps, listener, p.shutdown.clone()).await?;
+    p.finish().await
+}
+
+pub async fn archiver(config: Config) -> anyhow::Result<()> {
+    let p = Process::start(config).await?;
+    let archive = wiring::archive(&p.config).await?;
+    let listener = wiring::bind(p.config.admin_addr, "BEACON_ADMIN_ADDR").await?;
+    let deps = p.archiver(
+        archive.clone(),
+        p.admin(Health::default().with(wiring::mongo_probe(&archive))),
+    );
+    beacon_archiver::run(deps, Some(listener), p.shutdown.clone()).await?;
+    p.finish().await
+}
+
+pub async fn aggregator(config: Config) -> anyhow::Result<()> {
+    let p = Process::start(config).await?;
+    let pool = wiring::postgres(&p.config).await?;
+    let redis = wiring::redis(&p.config).await?;
+    let listener = wiring::bind(p.config.admin_addr, "BEACON_ADMIN_ADDR").await?;
+    let health = Health::default()
+        .with(wiring::postgres_probe(&pool))
+        .with(wiring::redis_probe(&redis));
+    let deps = p.aggregator(&pool, &redis, p.admin(health));
+    beacon_aggregator::run(deps, Some(listener), p.shutdown.clone()).await?;
+    p.finish().await
+}
+
+pub async fn api(config: Config) -> anyhow::Result<()> {
+    let p = Process::start(config).await?;
+    let pool = wiring::postgres(&p.config).await?;
+    let redis = wiring::redis(&p.config).await?;
+    let listener = wiring::bind(p.config.api_addr, "BEACON_API_ADDR").await?;
+    let health = Health::default()
+        .with(wiring::postgres_probe(&pool))
+        .with(wiring::redis_probe(&redis));
+    let deps = p.api(&pool, &redis, p.admin(health));
+    beacon_api::run(deps, listener, p.shutdown.clone()).await?;
+    p.finish().await
+}
+
+/// All four services in one process, sharing connections; one health covering every dependency.
+pub async fn all(config: Config) -> anyhow::Result<()> {
+    let p = Process::start(config).await?;
+    let pool = wiring::postgres(&p.config).await?;
+    let redis = wiring::redis(&p.config).await?;
+    let archive = wiring::archive(&p.config).await?;
+    let collector_listener = wiring::bind(p.config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
+    let api_listener = wiring::bind(p.config.api_addr, "BEACON_API_ADDR").await?;
+    let admin_listener = wiring::bind(p.config.admin_addr, "BEACON_ADMIN_ADDR").await?;
+    let admin = p.admin(
+        Health::default()
+            .with(wiring::postgres_probe(&pool))
+            .with(wiring::redis_probe(&redis))
+            .with(wiring::mongo_probe(&archive)),
+    );
+    let shutdown = p.shutdown.clone();
+    let services = [
+        tokio::spawn(beacon_collector::run(
+            p.collector(&pool, admin.clone())?,
+            collector_listener,
+            shutdown.clone(),
+        )),
+        tokio::spawn(beacon_api::run(
+            p.api(&pool, &redis, admin.clone()),
+            api_listener,
+            shutdown.clone(),
+        )),
+        tokio::spawn(beacon_archiver::run(
+            p.archiver(archive, admin.clone()),
+            None,
+            shutdown.clone(),
+        )),
+        tokio::spawn(beacon_aggregator::run(
+            p.aggregator(&pool, &redis, admin.clone()),
+            None,
+            shutdown.clone(),
+        )),
+        spawn_admin_server("beacon", admin_listener, admin, shutdown.clone())?,
+    ];
 
     // If any service stops on its own (a failed listener), stop the others too.
-    let results = [collector, api, archiver, aggregator, admin_server];
     let mut first_error = None;
-    for handle in results {
+    for handle in services {
         let result = handle.await;
         shutdown.cancel();
         let outcome = match result {
@@ -237,6 +218,6 @@ pub async fn all(config: Config) -> anyhow::Result<()> {
         tracing::error!(error = %outcome, "service failed");
         first_error.get_or_insert(outcome);
     }
-    client.flush().await?;
+    p.finish().await?;
     first_error.map_or(Ok(()), Err)
 }

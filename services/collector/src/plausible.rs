@@ -158,20 +158,9 @@ fn props(
     let Some((f, raw)) = raw else {
         return Ok(Default::default());
     };
-    let decoded;
-    let object = match raw {
-        Value::Object(map) => map,
-        Value::String(s) => {
-            decoded = serde_json::from_str::<Value>(s)
-                .map_err(|_| ApiError::field(f, "is not a JSON object"))?;
-            decoded
-                .as_object()
-                .ok_or_else(|| ApiError::field(f, "is not a JSON object"))?
-        }
-        _ => return Err(ApiError::field(f, "must be an object")),
-    };
+    let object = object_or_json_string(f, raw)?;
     let mut props = std::collections::BTreeMap::new();
-    for (key, value) in object {
+    for (key, value) in &object {
         let value = match value {
             Value::String(s) if s.trim().is_empty() => continue,
             Value::String(s) => s.clone(),
@@ -198,24 +187,20 @@ fn props(
     Ok(props)
 }
 
+/// Plausible accepts `p` and `$` as an object or as a string holding a JSON object.
+fn object_or_json_string(f: &'static str, raw: &Value) -> Result<Map<String, Value>, ApiError> {
+    match raw {
+        Value::Object(map) => Ok(map.clone()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(ApiError::field(f, "is not a JSON object")),
+        },
+        _ => Err(ApiError::field(f, "must be an object")),
+    }
+}
+
 fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, ApiError> {
-    let decoded;
-    let object = match raw {
-        Value::Object(map) => map,
-        Value::String(s) => {
-            decoded = serde_json::from_str::<Value>(s)
-                .map_err(|_| ApiError::field(f, "is not a JSON object"))?;
-            decoded
-                .as_object()
-                .ok_or_else(|| ApiError::field(f, "is not a JSON object"))?
-        }
-        _ => {
-            return Err(ApiError::field(
-                f,
-                "must be {\"amount\": …, \"currency\": …}",
-            ));
-        }
-    };
+    let object = object_or_json_string(f, raw)?;
     let amount = match object.get("amount") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => {

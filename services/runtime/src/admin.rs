@@ -54,3 +54,20 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .unwrap_or_default();
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
+
+/// Serves the admin routes on `listener` until `shutdown` (the archiver's and aggregator's own
+/// listener; the HTTP services merge [`admin_router`] into theirs instead).
+pub fn spawn_admin_server(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    tracing::info!(addr = %listener.local_addr()?, "{name} admin listening");
+    let router = admin_router(state);
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }))
+}
