@@ -220,7 +220,8 @@ async fn fixed_rate(
     );
     let per_worker = Duration::from_secs_f64(workers as f64 / rate);
     let count = (rate * seconds as f64 / workers as f64) as usize;
-    let start = Instant::now() + Duration::from_millis(100);
+    // Every connection is open before the first request is due.
+    let start = Instant::now() + Duration::from_secs(1);
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
             let request = request.clone();
