@@ -77,7 +77,7 @@ async fn serve_pages(pages: Vec<(&'static str, String)>) -> u16 {
         router = router.route(path, get(move || async move { Html(html) }));
     }
     let module = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/browser/node_modules/@plausible-analytics/tracker/plausible.js");
+        .join("tests/npm/node_modules/@plausible-analytics/tracker/plausible.js");
     router = router.route(
         "/plausible.js",
         get(move || {
@@ -85,7 +85,7 @@ async fn serve_pages(pages: Vec<(&'static str, String)>) -> u16 {
             async move {
                 let js = std::fs::read_to_string(&module).unwrap_or_else(|_| {
                     panic!(
-                        "{} missing: scripts/test runs npm ci in tests/browser",
+                        "{} missing: scripts/test runs npm ci in tests/npm",
                         module.display()
                     )
                 });
