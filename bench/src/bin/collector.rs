@@ -422,6 +422,12 @@ async fn main() -> anyhow::Result<()> {
     );
 
     beacon_bench::drop_streams(&js, &namespace).await;
+    // `beacon migrate` also made the archive's database; remove it with the rest.
+    if let Ok(archive) =
+        beacon_store::Archive::connect(&beacon_bench::mongo_url(), &namespace).await
+    {
+        archive.drop_namespace().await.ok();
+    }
     let _ = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
         .arg(format!("DROP SCHEMA IF EXISTS \"{namespace}\" CASCADE"))

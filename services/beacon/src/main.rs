@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: the request path allocates a lot of small, short-lived
+/// buffers across threads, where glibc's malloc showed up as a quarter of the collector's CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::cli::{Cli, Command, DlqCommand, SiteCommand};
 
 fn main() -> ExitCode {

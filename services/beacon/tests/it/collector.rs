@@ -342,9 +342,21 @@ async fn country_comes_from_the_configured_geoip_database() {
     let http = reqwest::Client::new();
     let db = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/npm/node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb");
-    assert!(db.exists(), "{} missing: scripts/test runs npm ci in tests/npm", db.display());
+    assert!(
+        db.exists(),
+        "{} missing: scripts/test runs npm ci in tests/npm",
+        db.display()
+    );
     let db = db.to_string_lossy().to_string();
-    let c = collector(&ns, &[("BEACON_GEOIP_DB", db.as_str()), ("BEACON_TRUSTED_PROXIES", "127.0.0.1")], &http).await;
+    let c = collector(
+        &ns,
+        &[
+            ("BEACON_GEOIP_DB", db.as_str()),
+            ("BEACON_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+        &http,
+    )
+    .await;
     for ip in ["8.8.8.8", "192.0.2.1"] {
         let r = http
             .post(format!("{}/track", c.url))
@@ -357,7 +369,10 @@ async fn country_comes_from_the_configured_geoip_database() {
         assert_eq!(r.status(), 202);
     }
     let events = events_in_stream(&ns).await;
-    let countries: Vec<_> = events.iter().map(|e| e.enrichment.country.as_deref()).collect();
+    let countries: Vec<_> = events
+        .iter()
+        .map(|e| e.enrichment.country.as_deref())
+        .collect();
     // 8.8.8.8 is registered in the US; 192.0.2.1 is documentation space: unknown.
     assert_eq!(countries, [Some("US"), None]);
     drop(c);
