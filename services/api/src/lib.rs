@@ -1,6 +1,7 @@
 //! The API: statistics for site owners (read from the PostgreSQL rollups and the Redis live
 //! counters) and the pipeline's lag for operators.
 
+mod auth;
 mod error;
 mod period;
 mod pipeline;

@@ -7,9 +7,13 @@ use axum::extract::State;
 use beacon_jetstream::{PipelineState, pipeline_state};
 
 use crate::AppState;
+use crate::auth::Owner;
 use crate::error::ApiError;
 
-pub async fn lag(State(state): State<Arc<AppState>>) -> Result<Json<PipelineState>, ApiError> {
+pub async fn lag(
+    _owner: Owner,
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<PipelineState>, ApiError> {
     pipeline_state(&state.js, &state.topology)
         .await
         .map(Json)

@@ -12,6 +12,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::period::{parse_period, resolve_period};
 
@@ -43,6 +44,7 @@ pub struct Point {
 }
 
 pub async fn summary(
+    Owner(owner): Owner,
     State(state): State<Arc<AppState>>,
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<Summary>, ApiError> {
@@ -57,6 +59,8 @@ pub async fn summary(
     let site = sites::find(&state.pool, &domain)
         .await
         .map_err(ApiError::unavailable)?
+        // Someone else's site is indistinguishable from a missing one.
+        .filter(|site| site.owner_id == Some(owner.id))
         .ok_or_else(|| ApiError::not_found(format!("site '{domain}' not found")))?;
     let today = date.unwrap_or_else(|| Utc::now().with_timezone(&site.timezone).date_naive());
     let range = resolve_period(period, today, site.timezone);

@@ -14,7 +14,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use crate::cli::{Cli, Command, DlqCommand, SiteCommand};
+use crate::cli::{Cli, Command, DlqCommand, KeyCommand, SiteCommand, UserCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,9 +60,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: SiteCommand::List,
         } => tools::site_list(&config).await?,
         Command::Lag { json } => tools::lag(&config, json).await?,
-        Command::User { .. } | Command::Key { .. } => {
-            return Ok(not_yet("owner accounts and API keys"));
-        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    password_stdin,
+                },
+        } => tools::user_add(&config, &email, password_stdin).await?,
+        Command::Key {
+            command: KeyCommand::Create { user },
+        } => tools::key_create(&config, &user).await?,
         Command::Replay { .. } => return Ok(not_yet("replay")),
         Command::Import { .. } => return Ok(not_yet("import")),
         Command::Dlq {

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use beacon_jetstream::{list_dead_letters, pipeline_state, retry_dead_letters};
 use beacon_pipeline::domain::normalize_domain;
 use beacon_runtime::Config;
-use beacon_store::sites;
+use beacon_store::{sites, users};
 use chrono_tz::Tz;
 
 use crate::wiring;
@@ -36,10 +36,64 @@ pub async fn site_add(
         anyhow::anyhow!("--timezone '{timezone}' is not an IANA time zone such as Europe/Berlin")
     })?;
     let pool = wiring::postgres(config).await?;
-    let site = sites::add(&pool, &domain, tz, owner)
+    let owner = match owner {
+        Some(email) => Some(users::find_user(&pool, email).await?.ok_or_else(|| {
+            anyhow::anyhow!("--owner: no user {email}; add one with `beacon user add {email}`")
+        })?),
+        None => None,
+    };
+    let site = sites::add(&pool, &domain, tz, owner.as_ref())
         .await
         .context("cannot add site")?;
-    println!("added site {} (time zone {})", site.domain, site.timezone);
+    match &site.owner_email {
+        Some(owner) => println!(
+            "added site {} (time zone {}, owner {owner})",
+            site.domain, site.timezone
+        ),
+        None => println!(
+            "added site {} (time zone {}); without --owner nobody can read its statistics yet",
+            site.domain, site.timezone
+        ),
+    }
+    Ok(())
+}
+
+/// `beacon user add EMAIL [--password-stdin]`.
+pub async fn user_add(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(
+            password.chars().count() >= 10,
+            "the password must have at least 10 characters"
+        );
+        Some(password)
+    } else {
+        None
+    };
+    let pool = wiring::postgres(config).await?;
+    let user = users::add_user(&pool, email, password.as_deref())
+        .await
+        .context("cannot add user")?;
+    eprintln!("added user {}", user.email);
+    Ok(())
+}
+
+/// `beacon key create --user EMAIL`: prints the new key alone on stdout, once.
+pub async fn key_create(config: &Config, email: &str) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let user = users::find_user(&pool, email).await?.ok_or_else(|| {
+        anyhow::anyhow!("--user: no user {email}; add one with `beacon user add {email}`")
+    })?;
+    let key = users::create_key(&pool, &user).await?;
+    println!("{key}");
+    eprintln!(
+        "created an API key for {}; it is shown only now",
+        user.email
+    );
     Ok(())
 }
 

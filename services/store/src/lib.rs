@@ -8,6 +8,7 @@ pub mod live;
 pub mod postgres;
 pub mod salts;
 pub mod sites;
+pub mod users;
 
 pub use archive::Archive;
 pub use live::LiveKeys;

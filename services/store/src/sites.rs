@@ -1,30 +1,36 @@
-//! Registered sites: the domains whose events Beacon accepts, with their time zone.
+//! Registered sites: the domains whose events Beacon accepts, with their time zone and owner.
 
 use chrono_tz::Tz;
 
 use crate::postgres::{Pool, StoreError};
+use crate::users::User;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     pub id: i64,
     pub domain: String,
     pub timezone: Tz,
+    /// The owner, who alone may read the site's statistics.
+    pub owner_id: Option<i64>,
     pub owner_email: Option<String>,
 }
+
+const SELECT: &str = "SELECT s.id, s.domain, s.timezone, s.owner_id, u.email FROM sites s LEFT JOIN users u ON u.id = s.owner_id";
 
 /// Registers a site (domain already normalised). Adding an existing domain is an error.
 pub async fn add(
     pool: &Pool,
     domain: &str,
     timezone: Tz,
-    owner_email: Option<&str>,
+    owner: Option<&User>,
 ) -> Result<Site, StoreError> {
     let client = pool.get().await?;
+    let owner_id = owner.map(|u| u.id);
     let row = client
         .query_opt(
-            "INSERT INTO sites (domain, timezone, owner_email) VALUES ($1, $2, $3)
+            "INSERT INTO sites (domain, timezone, owner_id) VALUES ($1, $2, $3)
              ON CONFLICT (domain) DO NOTHING RETURNING id",
-            &[&domain, &timezone.name(), &owner_email],
+            &[&domain, &timezone.name(), &owner_id],
         )
         .await?;
     let Some(row) = row else {
@@ -34,7 +40,8 @@ pub async fn add(
         id: row.get(0),
         domain: domain.to_string(),
         timezone,
-        owner_email: owner_email.map(str::to_string),
+        owner_id,
+        owner_email: owner.map(|u| u.email.clone()),
     })
 }
 
@@ -46,7 +53,8 @@ fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
         timezone: tz
             .parse()
             .map_err(|_| StoreError::Invalid(format!("stored time zone '{tz}' is unknown")))?,
-        owner_email: row.get(3),
+        owner_id: row.get(3),
+        owner_email: row.get(4),
     })
 }
 
@@ -54,10 +62,7 @@ fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
 pub async fn list(pool: &Pool) -> Result<Vec<Site>, StoreError> {
     let client = pool.get().await?;
     let rows = client
-        .query(
-            "SELECT id, domain, timezone, owner_email FROM sites ORDER BY domain",
-            &[],
-        )
+        .query(&format!("{SELECT} ORDER BY s.domain"), &[])
         .await?;
     rows.iter().map(site_from_row).collect()
 }
@@ -66,10 +71,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Site>, StoreError> {
 pub async fn find(pool: &Pool, domain: &str) -> Result<Option<Site>, StoreError> {
     let client = pool.get().await?;
     let row = client
-        .query_opt(
-            "SELECT id, domain, timezone, owner_email FROM sites WHERE domain = $1",
-            &[&domain],
-        )
+        .query_opt(&format!("{SELECT} WHERE s.domain = $1"), &[&domain])
         .await?;
     row.as_ref().map(site_from_row).transpose()
 }

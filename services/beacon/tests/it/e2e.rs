@@ -13,6 +13,8 @@ use crate::common::{Beacon, Namespace, beacon_ok, eventually, free_port, wait_re
 struct Running {
     collector: String,
     api: String,
+    /// API key of example.com's owner.
+    key: String,
     processes: Vec<Beacon>,
 }
 
@@ -30,9 +32,21 @@ async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Run
     let mut env = ns.env();
     let (collector, api) = addresses(&mut env);
     beacon_ok(&env, &["migrate"]);
+    beacon_ok(&env, &["user", "add", "owner@example.com"]);
+    let key = beacon_ok(&env, &["key", "create", "--user", "owner@example.com"])
+        .trim()
+        .to_string();
     beacon_ok(
         &env,
-        &["site", "add", "example.com", "--timezone", "Asia/Kolkata"],
+        &[
+            "site",
+            "add",
+            "example.com",
+            "--timezone",
+            "Asia/Kolkata",
+            "--owner",
+            "owner@example.com",
+        ],
     );
     let mut processes: Vec<Beacon> = commands.iter().map(|c| Beacon::spawn(&env, &[c])).collect();
     let ready = Duration::from_secs(60);
@@ -64,6 +78,7 @@ async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Run
     Running {
         collector,
         api,
+        key,
         processes,
     }
 }
@@ -112,8 +127,9 @@ async fn rollup_sum(ns: &Namespace) -> i64 {
         .get(0)
 }
 
-async fn api_pageviews(http: &reqwest::Client, api: &str) -> Value {
+async fn api_pageviews(http: &reqwest::Client, api: &str, key: &str) -> Value {
     http.get(format!("{api}/api/stats?site=example.com&period=day"))
+        .bearer_auth(key)
         .send()
         .await
         .expect("api answers")
@@ -176,7 +192,7 @@ async fn assert_every_event_counted_once(
         "rollup counts each event exactly once"
     );
 
-    let stats = api_pageviews(http, &running.api).await;
+    let stats = api_pageviews(http, &running.api, &running.key).await;
     assert_eq!(stats["pageviews"], json!(n), "{stats}");
     assert_eq!(stats["site"], json!("example.com"));
     let series_total: i64 = stats["timeseries"]
@@ -194,6 +210,7 @@ async fn assert_every_event_counted_once(
         serde_json::from_str(&beacon_ok(&ns.env(), &["lag", "--json"])).expect("lag json");
     let pipeline: Value = http
         .get(format!("{}/api/pipeline", running.api))
+        .bearer_auth(&running.key)
         .send()
         .await
         .expect("pipeline")
@@ -325,4 +342,126 @@ async fn bad_input_gets_a_clear_400_and_the_collector_keeps_running() {
         202,
         "a good event after the bad ones is accepted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_reads_only_their_own_sites() {
+    let ns = Namespace::new("e2e_tenants");
+    let http = reqwest::Client::new();
+    let running = start(&ns, &["api"], &http).await;
+    let env = ns.env();
+    beacon_ok(&env, &["user", "add", "rival@example.org"]);
+    let rival = beacon_ok(&env, &["key", "create", "--user", "rival@example.org"])
+        .trim()
+        .to_string();
+    beacon_ok(
+        &env,
+        &[
+            "site",
+            "add",
+            "rival.example.org",
+            "--owner",
+            "rival@example.org",
+        ],
+    );
+    beacon_ok(&env, &["site", "add", "orphan.example.net"]);
+
+    let get = |path: String, key: Option<String>| {
+        let request = http.get(format!("{}{path}", running.api));
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.expect("api answers");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json body");
+            (status, body)
+        }
+    };
+    let stats = |site: &str| format!("/api/stats?site={site}&period=day");
+
+    assert_eq!(
+        get(stats("example.com"), Some(running.key.clone())).await.0,
+        200
+    );
+    assert_eq!(
+        get(stats("rival.example.org"), Some(rival.clone())).await.0,
+        200
+    );
+    for (site, key) in [
+        ("rival.example.org", &running.key),
+        ("example.com", &rival),
+        ("orphan.example.net", &rival),
+    ] {
+        let (status, body) = get(stats(site), Some(key.clone())).await;
+        assert_eq!(status, 404, "{site}: {body}");
+        assert_eq!(
+            body["error"],
+            json!(format!("site '{site}' not found")),
+            "same answer as a missing site"
+        );
+    }
+    let (missing, _) = get(stats("no-such-site.example"), Some(rival.clone())).await;
+    assert_eq!(missing, 404);
+    for key in [
+        None,
+        Some("bk_wrong".to_string()),
+        Some(format!("{}x", running.key)),
+    ] {
+        let (status, body) = get(stats("example.com"), key.clone()).await;
+        assert_eq!(status, 401, "{key:?}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("API key")),
+            "{body}"
+        );
+        assert_eq!(get("/api/pipeline".into(), key).await.0, 401);
+    }
+    assert_eq!(
+        get("/api/pipeline".into(), Some(rival.clone())).await.0,
+        200
+    );
+
+    // Keys and passwords are stored hashed only.
+    let mut with_password = std::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["user", "add", "pw@example.com", "--password-stdin"])
+        .envs(&env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    with_password
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse battery\n")
+        .expect("write");
+    assert!(with_password.wait().expect("wait").success());
+    let pool = ns.pg().await;
+    let pg = pool.get().await.expect("pg");
+    let dump: String = pg
+        .query_one("SELECT string_agg(k::text, ' ') || (SELECT string_agg(u::text, ' ') FROM users u) FROM api_keys k", &[])
+        .await
+        .expect("dump")
+        .get(0);
+    for secret in [
+        running.key.as_str(),
+        rival.as_str(),
+        "correct horse battery",
+    ] {
+        assert!(!dump.contains(secret), "a secret is stored in clear");
+    }
+    let hash: String = pg
+        .query_one(
+            "SELECT password_hash FROM users WHERE email = 'pw@example.com'",
+            &[],
+        )
+        .await
+        .expect("user")
+        .get(0);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
 }

@@ -1,0 +1,174 @@
+//! Owners and their credentials: passwords (Argon2id) for the dashboard, API keys for the API.
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use sha2::{Digest, Sha256};
+
+use crate::postgres::{Pool, StoreError};
+
+/// Marks Beacon API keys so they are recognisable (e.g. by secret scanners).
+const KEY_PREFIX: &str = "bk_";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+}
+
+/// Checks an email address well enough to catch typos; returns it trimmed and lower-cased.
+pub fn normalize_email(raw: &str) -> Result<String, StoreError> {
+    let email = raw.trim().to_ascii_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "'{}' is not an email address",
+            raw.trim()
+        )))
+    }
+}
+
+/// Argon2id with a random salt, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| StoreError::Invalid(format!("cannot hash password: {e}")))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Adds an owner. An existing email is an error.
+pub async fn add_user(
+    pool: &Pool,
+    email: &str,
+    password: Option<&str>,
+) -> Result<User, StoreError> {
+    let email = normalize_email(email)?;
+    let password_hash = password.map(hash_password).transpose()?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id",
+            &[&email, &password_hash],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("user {email} already exists")))?;
+    Ok(User {
+        id: row.get(0),
+        email,
+    })
+}
+
+pub async fn find_user(pool: &Pool, email: &str) -> Result<Option<User>, StoreError> {
+    let email = normalize_email(email)?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT id, email FROM users WHERE email = $1", &[&email])
+        .await?;
+    Ok(row.map(|r| User {
+        id: r.get(0),
+        email: r.get(1),
+    }))
+}
+
+fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Creates an API key for `user`; the only time the key itself exists outside its holder's hands.
+pub async fn create_key(pool: &Pool, user: &User) -> Result<String, StoreError> {
+    let secret: [u8; 32] = rand::random();
+    let key = format!("{KEY_PREFIX}{}", hex::encode(secret));
+    let prefix: String = key.chars().take(KEY_PREFIX.len() + 6).collect();
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO api_keys (user_id, prefix, key_hash) VALUES ($1, $2, $3)",
+            &[&user.id, &prefix, &key_hash(&key)],
+        )
+        .await?;
+    Ok(key)
+}
+
+/// The owner of an API key, if the key is valid.
+pub async fn user_for_key(pool: &Pool, key: &str) -> Result<Option<User>, StoreError> {
+    if !key.starts_with(KEY_PREFIX) || key.len() > 200 {
+        return Ok(None);
+    }
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT u.id, u.email, k.id, k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+            &[&key_hash(key)],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    // Last use is kept to the minute: no write on every request.
+    if row.get::<_, bool>(3) {
+        let key_id: i64 = row.get(2);
+        client
+            .execute(
+                "UPDATE api_keys SET last_used_at = now() WHERE id = $1",
+                &[&key_id],
+            )
+            .await?;
+    }
+    Ok(Some(User {
+        id: row.get(0),
+        email: row.get(1),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalize_email(" Owner@Example.COM ").ok().as_deref(),
+            Some("owner@example.com")
+        );
+        for bad in [
+            "",
+            "owner",
+            "@example.com",
+            "owner@localhost",
+            "a b@example.com",
+            "owner@.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert_ne!(
+            hash,
+            hash_password("correct horse").expect("hash"),
+            "salted"
+        );
+    }
+}
