@@ -181,40 +181,35 @@ async fn mongodb_down_for_a_while_delays_but_loses_nothing() {
     assert_exactly(ids, archived_ids(&archive).await, count(&archive).await);
 }
 
+/// The TTL index's expiry: `None` without one, `Some(None)` for one without an expiry.
+async fn ttl_index(archive: &beacon_store::Archive) -> Option<Option<Duration>> {
+    let indexes = archive.events().list_indexes().await.expect("list");
+    let indexes: Vec<mongodb::IndexModel> = futures::TryStreamExt::try_collect(indexes)
+        .await
+        .expect("collect");
+    indexes.into_iter().find_map(|i| {
+        let options = i.options?;
+        (options.name.as_deref() == Some("ts_ttl")).then_some(options.expire_after)
+    })
+}
+
 #[tokio::test]
 async fn archive_retention_is_a_ttl_index_that_follows_the_setting() {
     let ns = Namespace::new("ttl");
     let archive = ns.archive().await;
-    let ttl_of = |indexes: Vec<mongodb::IndexModel>| {
-        indexes.into_iter().find_map(|i| {
-            let options = i.options?;
-            (options.name.as_deref() == Some("ts_ttl")).then_some(options.expire_after)
-        })
-    };
-    archive
-        .ensure_indexes(Some(Duration::from_secs(86_400)))
-        .await
-        .expect("ttl");
-    let indexes = archive.events().list_indexes().await.expect("list");
-    let indexes: Vec<_> = futures::TryStreamExt::try_collect(indexes)
-        .await
-        .expect("collect");
-    assert_eq!(ttl_of(indexes), Some(Some(Duration::from_secs(86_400))));
-
-    archive
-        .ensure_indexes(Some(Duration::from_secs(3600)))
-        .await
-        .expect("changed ttl");
-    let indexes: Vec<_> =
-        futures::TryStreamExt::try_collect(archive.events().list_indexes().await.expect("list"))
-            .await
-            .expect("collect");
-    assert_eq!(ttl_of(indexes), Some(Some(Duration::from_secs(3600))));
-
+    for days in [1, 30] {
+        let retention = Duration::from_secs(days * 86_400);
+        archive.ensure_indexes(Some(retention)).await.expect("ttl");
+        assert_eq!(
+            ttl_index(&archive).await,
+            Some(Some(retention)),
+            "changing the retention replaces the index"
+        );
+    }
     archive.ensure_indexes(None).await.expect("no ttl");
-    let indexes: Vec<_> =
-        futures::TryStreamExt::try_collect(archive.events().list_indexes().await.expect("list"))
-            .await
-            .expect("collect");
-    assert_eq!(ttl_of(indexes), None, "retention off drops the TTL index");
+    assert_eq!(
+        ttl_index(&archive).await,
+        None,
+        "retention off drops the TTL index"
+    );
 }
