@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Hit, UnknownSite, ingest};
 use crate::request::{body_bytes, parse_json, sender};
-use crate::track::{MAX_PROP_KEY, MAX_PROP_VALUE, MAX_PROPS, dropped_header};
+use crate::track::{MAX_PROP_KEY, MAX_PROP_VALUE, MAX_PROPS, dropped_header, prop_text};
 
 /// Plausible's limits on the page URL and referrer.
 const MAX_URL: usize = 2000;
@@ -161,12 +161,8 @@ fn props(
     let object = object_or_json_string(f, raw)?;
     let mut props = std::collections::BTreeMap::new();
     for (key, value) in &object {
-        let value = match value {
-            Value::String(s) if s.trim().is_empty() => continue,
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => continue,
+        let Some(value) = prop_text(value) else {
+            continue;
         };
         if key.is_empty() || key.len() > MAX_PROP_KEY {
             return Err(ApiError::field(

@@ -211,6 +211,17 @@ fn timestamp(value: &Value, now_ms: i64, field: &str) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
+/// A prop's value as stored: scalars as text; blanks, nulls and nested values have none.
+pub fn prop_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
 /// Scalar props become strings; nested values and nulls are dropped.
 pub fn props(
     raw: Option<&Map<String, Value>>,
@@ -233,12 +244,8 @@ pub fn props(
                 format!("property names must be 1 to {MAX_PROP_KEY} bytes"),
             ));
         }
-        let value = match value {
-            Value::String(s) if s.trim().is_empty() => continue,
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Null | Value::Array(_) | Value::Object(_) => continue,
+        let Some(value) = prop_text(value) else {
+            continue;
         };
         if value.len() > MAX_PROP_VALUE {
             return Err(ApiError::field(
@@ -277,41 +284,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(field_of(r#"{"site": "a.com"}"#).as_deref(), Some("url"));
-        assert_eq!(field_of(r#"{"url": 5}"#).as_deref(), Some("url"));
-        assert_eq!(field_of(r#"{"url": "not a url"}"#).as_deref(), Some("url"));
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "site": "bad site"}"#).as_deref(),
-            Some("site")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "name": ""}"#).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "props": []}"#).as_deref(),
-            Some("props")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "id": "nope"}"#).as_deref(),
-            Some("id")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "timestamp": "yesterday"}"#).as_deref(),
-            Some("timestamp")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "timestamp": 1900000000000}"#).as_deref(),
-            Some("timestamp")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "user_agent": "x"}"#).as_deref(),
-            Some("ip")
-        );
-        assert_eq!(
-            field_of(r#"{"url": "https://a.com/", "ip": "1.2.3"}"#).as_deref(),
-            Some("ip")
-        );
+        let cases = [
+            (r#"{"site": "a.com"}"#, "url"),
+            (r#"{"url": 5}"#, "url"),
+            (r#"{"url": "not a url"}"#, "url"),
+            (r#"{"url": "https://a.com/", "site": "bad site"}"#, "site"),
+            (r#"{"url": "https://a.com/", "name": ""}"#, "name"),
+            (r#"{"url": "https://a.com/", "props": []}"#, "props"),
+            (r#"{"url": "https://a.com/", "id": "nope"}"#, "id"),
+            (
+                r#"{"url": "https://a.com/", "timestamp": "yesterday"}"#,
+                "timestamp",
+            ),
+            (
+                r#"{"url": "https://a.com/", "timestamp": 1900000000000}"#,
+                "timestamp",
+            ),
+            (r#"{"url": "https://a.com/", "user_agent": "x"}"#, "ip"),
+            (r#"{"url": "https://a.com/", "ip": "1.2.3"}"#, "ip"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(field_of(body).as_deref(), Some(field), "{body}");
+        }
         let long = format!(
             r#"{{"url": "https://a.com/", "props": {{"k": "{}"}}}}"#,
             "x".repeat(3000)

@@ -126,34 +126,30 @@ async fn kill_loop(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_while_events_flow_loses_and_duplicates_nothing() {
-    let ns = Namespace::new("arch_kill");
+/// Publishes 3000 events at 600/s while `copies` archivers are killed `rounds` times, then checks
+/// the survivors archive every event exactly once.
+async fn archive_while_killing(label: &str, copies: usize, rounds: usize) {
+    let ns = Namespace::new(label);
     let env = fault_env(&ns);
     beacon_ok(&env, &["migrate"]);
     let archive = ns.archive().await;
     let topology = ns.topology();
     let publishing =
         tokio::spawn(async move { publish_events(&topology, "a.com", 3000, Some(600)).await });
-    let mut survivors = kill_loop(&env, 1, 4).await;
+    let mut survivors = kill_loop(&env, copies, rounds).await;
     let ids = publishing.await.expect("publisher");
     wait_for_all(&archive, ids.len(), &mut survivors).await;
     assert_exactly(ids, archived_ids(&archive).await, count(&archive).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_events_flow_loses_and_duplicates_nothing() {
+    archive_while_killing("arch_kill", 1, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_archivers_killed_repeatedly_share_the_work_exactly_once() {
-    let ns = Namespace::new("arch_two");
-    let env = fault_env(&ns);
-    beacon_ok(&env, &["migrate"]);
-    let archive = ns.archive().await;
-    let topology = ns.topology();
-    let publishing =
-        tokio::spawn(async move { publish_events(&topology, "a.com", 3000, Some(600)).await });
-    let mut survivors = kill_loop(&env, 2, 3).await;
-    let ids = publishing.await.expect("publisher");
-    wait_for_all(&archive, ids.len(), &mut survivors).await;
-    assert_exactly(ids, archived_ids(&archive).await, count(&archive).await);
+    archive_while_killing("arch_two", 2, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
