@@ -6,6 +6,11 @@ pub mod bucket;
 pub mod domain;
 pub mod referrer;
 pub mod rollup;
+pub mod session;
+pub mod sketch;
 pub mod url_parts;
 pub mod user_agent;
 pub mod visitor;
+
+#[cfg(test)]
+mod test_events;

@@ -1,140 +1,307 @@
-//! Rollup deltas: what a set of events adds to the per-site, per-bucket counters.
+//! Rollup deltas: what a batch's new events and session transitions add to the rollup rows.
 //!
-//! Deltas are sums, so folding a set of events gives the same result in any order and any batch
-//! split; the aggregator applies each event's delta exactly once (see ARCHITECTURE.md).
+//! A row is (site, 15-minute bucket, property, value). Two kinds of rows:
+//! - **event rows** (property [`TOTAL`], `event:page`, `event:name`, `event:hostname`,
+//!   `event:props:<key>`): page views and custom events by event time, and a sketch of the
+//!   visitors who sent them;
+//! - **visit rows** (property [`VISITS`] and every `visit:*` property, including `visit:entry_page`
+//!   and `visit:exit_page`): visits, bounces, total duration, and the page views and custom events
+//!   of those visits, all bucketed by the visit's start, and a sketch of the visits' visitors.
+//!
+//! Counters are sums, so deltas fold in any order and batch split. A session transition removes the
+//! old sessions' contributions (negative deltas) and adds the new ones'. Sketches only grow: a
+//! visitor stays in the sketch of a visit row whose visit later merged or moved (see
+//! ARCHITECTURE.md, "what is approximate").
 
 use std::collections::BTreeMap;
 
 use beacon_schemas::Event;
 
 use crate::bucket::bucket_start;
+use crate::session::{Session, Transition};
+use crate::sketch::VisitorSketch;
 
-/// Counters of one (site, bucket) row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
+/// Property of the site-wide event row.
+pub const TOTAL: &str = "";
+/// Property of the site-wide visit row.
+pub const VISITS: &str = "visit";
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey {
+    pub site: String,
+    pub bucket_ms: i64,
+    pub property: String,
+    pub value: String,
+}
+
+/// What a batch adds to one row.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
     pub pageviews: i64,
     /// Custom events (not page views, not engagement pings).
     pub events: i64,
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+    pub visitors: VisitorSketch,
 }
 
-impl Counts {
-    pub fn add(&mut self, other: Counts) {
+impl Delta {
+    pub fn add(&mut self, other: &Delta) {
         self.pageviews += other.pageviews;
         self.events += other.events;
+        self.visits += other.visits;
+        self.bounces += other.bounces;
+        self.duration_ms += other.duration_ms;
+        self.visitors.merge(&other.visitors);
+    }
+
+    /// Whether applying this delta changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.pageviews == 0
+            && self.events == 0
+            && self.visits == 0
+            && self.bounces == 0
+            && self.duration_ms == 0
+            && self.visitors.is_empty()
     }
 }
 
-/// Row key: (site, bucket start in Unix ms). Ordered, so rows are always written in the same
-/// order and concurrent aggregators cannot deadlock on them.
-pub type RowKey = (String, i64);
+/// The deltas of a batch, ordered by row key (the order rows are written in).
+#[derive(Debug, Clone, Default)]
+pub struct Rollup {
+    pub rows: BTreeMap<RowKey, Delta>,
+}
 
-/// Sums the events into per-row deltas.
-pub fn fold_counts<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<RowKey, Counts> {
-    let mut rows: BTreeMap<RowKey, Counts> = BTreeMap::new();
-    for event in events {
-        let delta = match event.name.as_str() {
-            "pageview" => Counts {
-                pageviews: 1,
-                events: 0,
-            },
-            "engagement" => continue,
-            _ => Counts {
-                pageviews: 0,
-                events: 1,
-            },
-        };
-        rows.entry((event.site.clone(), bucket_start(event.timestamp_ms)))
-            .or_default()
-            .add(delta);
+impl Rollup {
+    /// The deltas of a batch: its new events, and the session transition they caused.
+    pub fn of_batch(new_events: &[Event], transition: &Transition) -> Self {
+        let mut rollup = Rollup::default();
+        for event in new_events {
+            rollup.add_event(event);
+        }
+        for session in &transition.removed {
+            rollup.add_visit(session, -1);
+        }
+        for session in &transition.added {
+            rollup.add_visit(session, 1);
+        }
+        rollup.rows.retain(|_, delta| !delta.is_noop());
+        rollup
     }
-    rows
+
+    /// An event's contribution to the event rows. Engagement pings have none.
+    pub fn add_event(&mut self, event: &Event) {
+        if event.is_engagement() {
+            return;
+        }
+        let pageview = event.is_pageview();
+        let bucket_ms = bucket_start(event.timestamp_ms);
+        let mut touch = |property: &str, value: &str| {
+            let delta = self.row(&event.site, bucket_ms, property, value);
+            if pageview {
+                delta.pageviews += 1;
+            } else {
+                delta.events += 1;
+            }
+            delta.visitors.insert(event.visitor_id);
+        };
+        touch(TOTAL, "");
+        touch("event:page", &event.pathname);
+        touch("event:name", &event.name);
+        touch("event:hostname", &event.hostname);
+        for (key, value) in &event.props {
+            touch(&format!("event:props:{key}"), value);
+        }
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) a session's contribution to the visit rows.
+    /// Sessions that are not visits (only engagement pings) contribute nothing.
+    pub fn add_visit(&mut self, session: &Session, sign: i64) {
+        if !session.is_visit() {
+            return;
+        }
+        let bucket_ms = bucket_start(session.start_ms);
+        let attrs = session.attrs.value.properties();
+        let entry_exit = [
+            ("visit:entry_page", session.entry_page()),
+            ("visit:exit_page", session.exit_page()),
+        ];
+        let properties = [(VISITS, "")].into_iter().chain(attrs).chain(entry_exit);
+        for (property, value) in properties {
+            let delta = self.row(&session.site, bucket_ms, property, value);
+            delta.visits += sign;
+            delta.bounces += sign * i64::from(session.is_bounce());
+            delta.duration_ms += sign * session.duration_ms();
+            delta.pageviews += sign * session.pageviews;
+            delta.events += sign * session.events;
+            if sign > 0 {
+                delta.visitors.insert(session.visitor_id);
+            }
+        }
+    }
+
+    fn row(&mut self, site: &str, bucket_ms: i64, property: &str, value: &str) -> &mut Delta {
+        self.rows
+            .entry(RowKey {
+                site: site.to_owned(),
+                bucket_ms,
+                property: property.to_owned(),
+                value: value.to_owned(),
+            })
+            .or_default()
+    }
+
+    /// Folds another batch's deltas into these.
+    pub fn merge(&mut self, other: &Rollup) {
+        for (key, delta) in &other.rows {
+            self.rows.entry(key.clone()).or_default().add(delta);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use beacon_schemas::{Enrichment, EventId, SCHEMA_VERSION};
     use proptest::prelude::*;
 
     use super::*;
     use crate::bucket::BUCKET_MS;
+    use crate::session::plan;
+    use crate::test_events::{event, on_page};
 
-    fn event(site: &str, name: &str, ts: i64) -> Event {
-        Event {
-            v: SCHEMA_VERSION,
-            id: EventId::new_at(ts),
+    fn key(site: &str, bucket_ms: i64, property: &str, value: &str) -> RowKey {
+        RowKey {
             site: site.into(),
-            name: name.into(),
-            timestamp_ms: ts,
-            received_at_ms: ts,
-            url: format!("https://{site}/"),
-            hostname: site.into(),
-            pathname: "/".into(),
-            referrer: None,
-            props: Default::default(),
-            visitor_id: 1,
-            interactive: true,
-            enrichment: Enrichment::default(),
-            previous_visitor_id: None,
-            scroll_depth: None,
-            engagement_ms: None,
-            revenue: None,
+            bucket_ms,
+            property: property.into(),
+            value: value.into(),
         }
     }
 
     #[test]
-    fn counts_pageviews_and_custom_events_per_bucket() {
+    fn event_rows_count_pageviews_custom_events_and_visitors() {
         let t = 1_700_000_000_000 - 1_700_000_000_000 % BUCKET_MS;
+        let mut signup = event("a.com", "signup", t + 2, 2);
+        signup.props.insert("plan".into(), "pro".into());
         let events = [
-            event("a.com", "pageview", t),
-            event("a.com", "pageview", t + 1),
-            event("a.com", "signup", t + 2),
-            event("a.com", "engagement", t + 3),
-            event("a.com", "pageview", t + BUCKET_MS),
-            event("b.com", "pageview", t),
+            on_page(event("a.com", "pageview", t, 1), "/x"),
+            event("a.com", "pageview", t + 1, 1),
+            signup,
+            event("a.com", "engagement", t + 3, 3),
+            event("a.com", "pageview", t + BUCKET_MS, 1),
+            event("b.com", "pageview", t, 1),
         ];
-        let rows = fold_counts(&events);
+        let rollup = Rollup::of_batch(&events, &Transition::default());
+        let total = &rollup.rows[&key("a.com", t, TOTAL, "")];
+        assert_eq!((total.pageviews, total.events), (2, 1));
         assert_eq!(
-            rows[&("a.com".to_string(), t)],
-            Counts {
-                pageviews: 2,
-                events: 1
-            }
+            total.visitors.count(),
+            2,
+            "the engagement ping's visitor is not counted"
+        );
+        let x = &rollup.rows[&key("a.com", t, "event:page", "/x")];
+        assert_eq!((x.pageviews, x.events), (1, 0));
+        let plan = &rollup.rows[&key("a.com", t, "event:props:plan", "pro")];
+        assert_eq!((plan.pageviews, plan.events), (0, 1));
+        assert_eq!(
+            rollup.rows[&key("a.com", t, "event:name", "signup")].events,
+            1
         );
         assert_eq!(
-            rows[&("a.com".to_string(), t + BUCKET_MS)],
-            Counts {
-                pageviews: 1,
-                events: 0
-            }
+            rollup.rows[&key("a.com", t + BUCKET_MS, TOTAL, "")].pageviews,
+            1
         );
-        assert_eq!(
-            rows[&("b.com".to_string(), t)],
-            Counts {
-                pageviews: 1,
-                events: 0
-            }
-        );
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rollup.rows[&key("b.com", t, TOTAL, "")].pageviews, 1);
+    }
+
+    #[test]
+    fn a_merge_replaces_two_visits_by_one() {
+        let t = 1_700_000_000_000 - 1_700_000_000_000 % BUCKET_MS;
+        let gap = crate::session::SESSION_GAP_MS;
+        let first = [on_page(event("a.com", "pageview", t, 1), "/a")];
+        let second = [on_page(
+            event("a.com", "pageview", t + gap + 20 * 60_000, 1),
+            "/b",
+        )];
+        let bridge = [event("a.com", "pageview", t + 25 * 60_000, 1)];
+        let mut stored = Vec::new();
+        let mut total = Rollup::default();
+        for batch in [&first[..], &second[..], &bridge[..]] {
+            let transition = plan(&stored, batch);
+            total.merge(&Rollup::of_batch(batch, &transition));
+            stored.retain(|s| !transition.removed.contains(s));
+            stored.extend(transition.added);
+        }
+        assert_eq!(stored.len(), 1);
+        let visits: i64 = total
+            .rows
+            .iter()
+            .filter(|(k, _)| k.property == VISITS)
+            .map(|(_, d)| d.visits)
+            .sum();
+        assert_eq!(visits, 1);
+        let bounces: i64 = total
+            .rows
+            .iter()
+            .filter(|(k, _)| k.property == VISITS)
+            .map(|(_, d)| d.bounces)
+            .sum();
+        assert_eq!(bounces, 0);
+        let entry = total.rows[&key("a.com", t, "visit:entry_page", "/a")].visits;
+        let exit = &total.rows[&key("a.com", t, "visit:exit_page", "/b")];
+        assert_eq!((entry, exit.visits, exit.pageviews), (1, 1, 3));
+        assert_eq!(exit.duration_ms, gap + 20 * 60_000);
+        let stale_exit: i64 = total
+            .rows
+            .iter()
+            .filter(|(k, _)| k.property == "visit:exit_page" && k.value == "/a")
+            .map(|(_, d)| d.visits)
+            .sum();
+        assert_eq!(stale_exit, 0, "the first visit's exit page was replaced");
     }
 
     proptest! {
+        /// Counters after applying the batches one by one equal the counters of the final sessions
+        /// and events, whatever the split and order.
         #[test]
-        fn any_batch_split_in_any_order_gives_the_same_rows(
-            specs in proptest::collection::vec((0usize..3, 0usize..3, 0i64..(4 * BUCKET_MS)), 0..60),
-            split in 0usize..60,
+        fn counters_do_not_depend_on_batching_or_order(
+            specs in proptest::collection::vec((0u64..3, 0usize..3, 0i64..(6 * BUCKET_MS)), 1..50),
+            cuts in proptest::collection::vec(0usize..50, 0..5),
+            reverse in any::<bool>(),
         ) {
-            let sites = ["a.com", "b.com", "c.org"];
             let names = ["pageview", "signup", "engagement"];
-            let events: Vec<Event> = specs.iter()
-                .map(|(s, n, t)| event(sites[*s], names[*n], 1_700_000_000_000 + t))
+            let mut events: Vec<Event> = specs.iter()
+                .map(|(v, n, t)| event("a.com", names[*n], 1_700_000_000_000 + t, *v))
                 .collect();
-            let whole = fold_counts(&events);
-            let split = split.min(events.len());
-            let mut merged = fold_counts(events[split..].iter().rev());
-            for (key, counts) in fold_counts(&events[..split]) {
-                merged.entry(key).or_default().add(counts);
+            if reverse {
+                events.reverse();
             }
-            prop_assert_eq!(whole, merged);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+            cuts.extend([0, events.len()]);
+            cuts.sort_unstable();
+            let mut stored: Vec<Session> = Vec::new();
+            let mut applied = Rollup::default();
+            for w in cuts.windows(2) {
+                let batch = &events[w[0]..w[1]];
+                let transition = plan(&stored, batch);
+                applied.merge(&Rollup::of_batch(batch, &transition));
+                stored.retain(|s| !transition.removed.contains(s));
+                stored.extend(transition.added);
+            }
+            let mut expected = Rollup::default();
+            for e in &events {
+                expected.add_event(e);
+            }
+            for s in &stored {
+                expected.add_visit(s, 1);
+            }
+            let counters = |r: &Rollup| -> BTreeMap<RowKey, [i64; 5]> {
+                r.rows.iter()
+                    .map(|(k, d)| (k.clone(), [d.pageviews, d.events, d.visits, d.bounces, d.duration_ms]))
+                    .filter(|(_, c)| c.iter().any(|&x| x != 0))
+                    .collect()
+            };
+            prop_assert_eq!(counters(&applied), counters(&expected));
         }
     }
 }

@@ -58,12 +58,8 @@ impl BatchHandler for AggregateHandler {
             return decisions;
         }
 
-        match rollups::apply(&self.pool, &events).await {
-            Ok(applied) => {
-                metrics::counter!("beacon_aggregator_applied_total").increment(applied as u64);
-                metrics::counter!("beacon_aggregator_already_applied_total")
-                    .increment((events.len() - applied) as u64);
-            }
+        let new_events = match rollups::apply(&self.pool, &events).await {
+            Ok(new_events) => new_events,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot apply rollups");
                 let reason = e.to_string();
@@ -76,12 +72,15 @@ impl BatchHandler for AggregateHandler {
                 }
                 return decisions;
             }
-        }
+        };
+        metrics::counter!("beacon_aggregator_applied_total").increment(new_events.len() as u64);
+        metrics::counter!("beacon_aggregator_already_applied_total")
+            .increment((events.len() - new_events.len()) as u64);
 
-        // Live counters are idempotent (ZADD GT) and best effort: Redis being down must not stop
-        // the rollups, which are the source of truth.
+        // Live counters are best effort: Redis being down must not stop the rollups, which are
+        // the source of truth.
         let now_ms = chrono::Utc::now().timestamp_millis();
-        if let Err(e) = live::record(&self.redis, &self.live_keys, &events, now_ms).await {
+        if let Err(e) = live::record(&self.redis, &self.live_keys, &new_events, now_ms).await {
             metrics::counter!("beacon_aggregator_live_errors_total").increment(1);
             tracing::warn!(error = %e, "cannot update live counters");
         }

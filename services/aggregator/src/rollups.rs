@@ -1,22 +1,26 @@
-//! The exactly-once write: event ids and the deltas of the events that were new, in one
-//! PostgreSQL transaction.
+//! The exactly-once write: in one PostgreSQL transaction, under the batch's site locks, mark the
+//! batch's event ids as applied, replace the sessions the new events changed, and add the new
+//! events' and sessions' deltas to the rollups. A redelivered event finds its id already applied
+//! and changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use beacon_pipeline::rollup::fold_counts;
+use beacon_pipeline::rollup::Rollup;
+use beacon_pipeline::session::{Session, plan, visitor_ids_of};
 use beacon_schemas::Event;
-use beacon_store::{Pool, StoreError};
-use chrono::{DateTime, Utc};
+use beacon_store::{Pool, StoreError, rollups, sessions};
 use uuid::Uuid;
 
-/// Applies the events not applied before; returns how many were new. All or nothing.
-pub async fn apply(pool: &Pool, events: &[Event]) -> Result<usize, StoreError> {
+/// Applies the events not applied before; returns them (the ones this call applied). All or
+/// nothing.
+pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
 
-    // Sorted ids: concurrent aggregators lock rows in the same order and cannot deadlock.
-    let mut ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
-    ids.sort_unstable();
+    let sites: Vec<&str> = events.iter().map(|e| e.site.as_str()).collect();
+    rollups::lock_sites(&*tx, &sites).await?;
+
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
     let new_ids: HashSet<Uuid> = tx
         .query(
             "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
@@ -27,29 +31,42 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<usize, StoreError> {
         .iter()
         .map(|row| row.get(0))
         .collect();
-
-    let rows = fold_counts(events.iter().filter(|e| new_ids.contains(&e.id.as_uuid())));
-    if !rows.is_empty() {
-        let mut sites = Vec::with_capacity(rows.len());
-        let mut buckets = Vec::with_capacity(rows.len());
-        let mut pageviews = Vec::with_capacity(rows.len());
-        let mut custom = Vec::with_capacity(rows.len());
-        for ((site, bucket_ms), counts) in &rows {
-            sites.push(site.as_str());
-            buckets.push(DateTime::<Utc>::from_timestamp_millis(*bucket_ms).unwrap_or_default());
-            pageviews.push(counts.pageviews);
-            custom.push(counts.events);
-        }
-        tx.execute(
-            "INSERT INTO rollup_counts (site, bucket, pageviews, events)
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int8[], $4::int8[])
-             ON CONFLICT (site, bucket) DO UPDATE
-             SET pageviews = rollup_counts.pageviews + EXCLUDED.pageviews,
-                 events = rollup_counts.events + EXCLUDED.events",
-            &[&sites, &buckets, &pageviews, &custom],
-        )
-        .await?;
+    let new_events: Vec<Event> = events
+        .iter()
+        .filter(|e| new_ids.contains(&e.id.as_uuid()))
+        .cloned()
+        .collect();
+    if new_events.is_empty() {
+        tx.commit().await?;
+        return Ok(new_events);
     }
+
+    let stored = stored_sessions(&*tx, &new_events).await?;
+    let transition = plan(&stored, &new_events);
+    sessions::replace(&*tx, &transition.removed, &transition.added).await?;
+    rollups::apply(&*tx, &Rollup::of_batch(&new_events, &transition)).await?;
     tx.commit().await?;
-    Ok(new_ids.len())
+    Ok(new_events)
+}
+
+/// The stored sessions the new events can join, site by site.
+async fn stored_sessions(
+    tx: &impl tokio_postgres::GenericClient,
+    events: &[Event],
+) -> Result<Vec<Session>, StoreError> {
+    let mut span: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for e in events {
+        let (first, last) = span
+            .entry(e.site.as_str())
+            .or_insert((e.timestamp_ms, e.timestamp_ms));
+        *first = (*first).min(e.timestamp_ms);
+        *last = (*last).max(e.timestamp_ms);
+    }
+    let mut stored = Vec::new();
+    for (site, ids) in visitor_ids_of(events) {
+        let ids: Vec<u64> = ids.into_iter().collect();
+        let (first, last) = span[site];
+        stored.extend(sessions::load(tx, site, &ids, first, last).await?);
+    }
+    Ok(stored)
 }

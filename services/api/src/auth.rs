@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use beacon_pipeline::domain::normalize_domain;
+use beacon_store::sites::{self, Site};
 use beacon_store::users::{self, User};
 
 use crate::AppState;
@@ -39,4 +41,16 @@ impl FromRequestParts<Arc<AppState>> for Owner {
             Err(e) => Err(ApiError::unavailable(e)),
         }
     }
+}
+
+/// The site `raw` names if `owner` owns it. Someone else's site is indistinguishable from a
+/// missing one (404), so a key cannot probe which sites exist.
+pub async fn owned_site(state: &AppState, owner: &Owner, raw: &str) -> Result<Site, ApiError> {
+    let domain =
+        normalize_domain(raw).map_err(|e| ApiError::bad_request(format!("site '{raw}' {e}")))?;
+    sites::find(&state.pool, &domain)
+        .await
+        .map_err(ApiError::unavailable)?
+        .filter(|site| site.owner_id == Some(owner.0.id))
+        .ok_or_else(|| ApiError::not_found(format!("site '{domain}' not found")))
 }

@@ -3,9 +3,13 @@
 
 mod auth;
 mod error;
+mod filters;
 mod period;
 mod pipeline;
+mod report;
+mod rollup_query;
 mod stats;
+mod v1;
 
 use std::sync::Arc;
 
@@ -47,6 +51,13 @@ pub fn router(deps: Deps) -> Router {
     });
     Router::new()
         .route("/api/stats", get(stats::summary))
+        .route(
+            "/api/v1/stats/realtime/visitors",
+            get(v1::realtime_visitors),
+        )
+        .route("/api/v1/stats/aggregate", get(v1::aggregate))
+        .route("/api/v1/stats/timeseries", get(v1::timeseries))
+        .route("/api/v1/stats/breakdown", get(v1::breakdown))
         .route("/api/pipeline", get(pipeline::lag))
         .with_state(state)
         .merge(admin_router(deps.admin))

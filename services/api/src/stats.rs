@@ -1,20 +1,23 @@
-//! `GET /api/stats`: the summary of the original design, from the rollups and the live counters.
+//! `GET /api/stats`: the summary of the original design (and the dashboard's own call), from the
+//! rollups and the live counters.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use beacon_pipeline::domain::normalize_domain;
-use beacon_store::live::LIVE_WINDOW_MS;
-use beacon_store::sites;
-use chrono::{NaiveDateTime, Utc};
-use fred::prelude::*;
+use beacon_store::live::LiveStats;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::Owner;
+use crate::auth::{Owner, owned_site};
 use crate::error::ApiError;
+use crate::filters::display_value;
 use crate::period::{parse_period, resolve_period};
+use crate::report::{Metric, Scope, compute};
+use crate::rollup_query::Grouping;
+use crate::v1::{format_interval, ranked, series};
 
 #[derive(Debug, Deserialize)]
 pub struct StatsQuery {
@@ -30,21 +33,39 @@ pub struct Summary {
     period: String,
     from: String,
     to: String,
-    pageviews: i64,
-    events: i64,
+    visitors: Value,
+    visits: Value,
+    pageviews: Value,
+    events: Value,
+    views_per_visit: Value,
+    bounce_rate: Value,
+    visit_duration: Value,
     realtime_visitors: u64,
+    live: LiveStats,
     timeseries: Vec<Point>,
+    top_pages: Vec<Row>,
+    top_sources: Vec<Row>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Point {
     /// Local start of the interval (`YYYY-MM-DD` or `YYYY-MM-DD HH:00:00`).
     date: String,
-    pageviews: i64,
+    visitors: Value,
+    pageviews: Value,
 }
 
+#[derive(Debug, Serialize)]
+pub struct Row {
+    name: String,
+    visitors: Value,
+    pageviews: Value,
+}
+
+const TOP: usize = 10;
+
 pub async fn summary(
-    Owner(owner): Owner,
+    owner: Owner,
     State(state): State<Arc<AppState>>,
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<Summary>, ApiError> {
@@ -52,76 +73,106 @@ pub async fn summary(
         .site
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("parameter `site` is required"))?;
-    let domain = normalize_domain(raw_site)
-        .map_err(|e| ApiError::bad_request(format!("site '{raw_site}' {e}")))?;
+    let site = owned_site(&state, &owner, raw_site).await?;
     let (period, date) = parse_period(query.period.as_deref(), query.date.as_deref())
         .map_err(|e| ApiError::bad_request(e.0))?;
-    let site = sites::find(&state.pool, &domain)
-        .await
-        .map_err(ApiError::unavailable)?
-        // Someone else's site is indistinguishable from a missing one.
-        .filter(|site| site.owner_id == Some(owner.id))
-        .ok_or_else(|| ApiError::not_found(format!("site '{domain}' not found")))?;
     let today = date.unwrap_or_else(|| Utc::now().with_timezone(&site.timezone).date_naive());
     let range = resolve_period(period, today, site.timezone);
-
+    const ALL_METRICS: [Metric; 7] = [
+        Metric::Visitors,
+        Metric::Visits,
+        Metric::Pageviews,
+        Metric::Events,
+        Metric::ViewsPerVisit,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+    ];
     let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let totals = client
-        .query_one(
-            "SELECT coalesce(sum(pageviews), 0)::int8, coalesce(sum(events), 0)::int8
-             FROM rollup_counts WHERE site = $1 AND bucket >= $2 AND bucket < $3",
-            &[&site.domain, &range.from, &range.to],
-        )
-        .await
-        .map_err(ApiError::unavailable)?;
-    let unit = range.interval.as_sql();
-    let rows = client
-        .query(
-            &format!(
-                "SELECT date_trunc('{unit}', bucket AT TIME ZONE $4) AS local, sum(pageviews)::int8
-                 FROM rollup_counts WHERE site = $1 AND bucket >= $2 AND bucket < $3
-                 GROUP BY local ORDER BY local"
-            ),
-            &[&site.domain, &range.from, &range.to, &site.timezone.name()],
-        )
-        .await
-        .map_err(ApiError::unavailable)?;
-    let date_format = if unit == "hour" {
-        "%Y-%m-%d %H:%M:%S"
-    } else {
-        "%Y-%m-%d"
+    let query = |grouping, breakdown, metrics: &'static [Metric]| {
+        let scope = Scope {
+            site: &site.domain,
+            from: range.from,
+            to: range.to,
+            filter: None,
+        };
+        compute(&**client, scope, breakdown, grouping, metrics)
     };
-    let timeseries = rows
-        .iter()
-        .map(|row| {
-            let local: NaiveDateTime = row.get(0);
-            Point {
-                date: local.format(date_format).to_string(),
-                pageviews: row.get(1),
-            }
+    let totals = query(Grouping::None, None, &ALL_METRICS)
+        .await?
+        .into_values()
+        .next()
+        .unwrap_or_default();
+    let over_time = query(
+        Grouping::Time(range.interval, site.timezone),
+        None,
+        &[Metric::Visitors],
+    )
+    .await?;
+    let timeseries = series(&over_time, &range, range.interval)
+        .into_iter()
+        .map(|(t, group)| Point {
+            date: format_interval(t, range.interval),
+            visitors: group.value(Metric::Visitors),
+            pageviews: group.value(Metric::Pageviews),
         })
         .collect();
+    let top = |property: &'static str, groups| {
+        ranked(groups, Metric::Visitors)
+            .into_iter()
+            .take(TOP)
+            .map(|(value, group)| Row {
+                name: display_value(property, &value).to_string(),
+                visitors: group.value(Metric::Visitors),
+                pageviews: group.value(Metric::Pageviews),
+            })
+            .collect::<Vec<_>>()
+    };
+    let pages = query(Grouping::Value, Some("event:page"), &[Metric::Visitors]).await?;
+    let top_pages = top("event:page", pages);
+    let sources = query(Grouping::Value, Some("visit:source"), &[Metric::Visitors]).await?;
+    let top_sources = top("visit:source", sources);
 
-    let now_ms = Utc::now().timestamp_millis();
-    let realtime_visitors: u64 = state
-        .redis
-        .zcount(
-            state.live_keys.visitors(&site.domain),
-            (now_ms - LIVE_WINDOW_MS) as f64,
-            f64::INFINITY,
-        )
-        .await
-        .map_err(ApiError::unavailable)?;
+    let live = beacon_store::live::read(
+        &state.redis,
+        &state.live_keys,
+        &site.domain,
+        Utc::now().timestamp_millis(),
+        TOP,
+    )
+    .await
+    .map_err(ApiError::unavailable)?;
 
     Ok(Json(Summary {
         site: site.domain,
         timezone: site.timezone.name().to_string(),
-        period: query.period.unwrap_or_else(|| "30d".into()),
+        period: query_period_name(period),
         from: range.first_day.to_string(),
         to: range.last_day.to_string(),
-        pageviews: totals.get(0),
-        events: totals.get(1),
-        realtime_visitors,
+        visitors: totals.value(Metric::Visitors),
+        visits: totals.value(Metric::Visits),
+        pageviews: totals.value(Metric::Pageviews),
+        events: totals.value(Metric::Events),
+        views_per_visit: totals.value(Metric::ViewsPerVisit),
+        bounce_rate: totals.value(Metric::BounceRate),
+        visit_duration: totals.value(Metric::VisitDuration),
+        realtime_visitors: live.visitors,
+        live,
         timeseries,
+        top_pages,
+        top_sources,
     }))
+}
+
+fn query_period_name(period: crate::period::Period) -> String {
+    use crate::period::Period::*;
+    match period {
+        Day => "day",
+        Days7 => "7d",
+        Days30 => "30d",
+        Month => "month",
+        Months6 => "6mo",
+        Months12 => "12mo",
+        Custom(..) => "custom",
+    }
+    .to_string()
 }

@@ -6,7 +6,9 @@
 pub mod archive;
 pub mod live;
 pub mod postgres;
+pub mod rollups;
 pub mod salts;
+pub mod sessions;
 pub mod sites;
 pub mod users;
 

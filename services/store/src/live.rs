@@ -3,8 +3,16 @@
 
 use fred::prelude::*;
 
-/// How far back "visitors online now" looks.
+/// How far back "visitors online now" and "top pages right now" look.
 pub const LIVE_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// How many minutes of page views per minute are kept.
+pub const PAGEVIEW_MINUTES: i64 = 30;
+const MINUTE_MS: i64 = 60_000;
+
+/// Start of the minute holding `unix_ms`.
+pub fn minute_start(unix_ms: i64) -> i64 {
+    unix_ms.div_euclid(MINUTE_MS) * MINUTE_MS
+}
 
 /// Key names under the namespace prefix.
 #[derive(Debug, Clone)]
@@ -24,6 +32,16 @@ impl LiveKeys {
         format!("{}:live:visitors:{site}", self.prefix)
     }
 
+    /// Counter: page views whose event time is in the minute starting at `minute_ms`.
+    pub fn pageviews(&self, site: &str, minute_ms: i64) -> String {
+        format!("{}:live:pageviews:{site}:{minute_ms}", self.prefix)
+    }
+
+    /// Sorted set: member = page path, score = its page views in the minute at `minute_ms`.
+    pub fn pages(&self, site: &str, minute_ms: i64) -> String {
+        format!("{}:live:pages:{site}:{minute_ms}", self.prefix)
+    }
+
     /// Pattern matching every key of the namespace (for clean-up).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.prefix)
@@ -41,4 +59,69 @@ pub async fn connect(url: &str) -> Result<Client, fred::error::Error> {
         .build()?;
     client.init().await?;
     Ok(client)
+}
+
+/// What the live counters say about a site right now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LiveStats {
+    /// Distinct visitors with an event in the last five minutes.
+    pub visitors: u64,
+    /// Page views per minute, oldest first, the current minute last.
+    pub pageviews_per_minute: Vec<(i64, u64)>,
+    /// Pages by page views in the last five minutes, most viewed first.
+    pub top_pages: Vec<(String, u64)>,
+}
+
+/// Reads the live counters of `site` as of `now_ms`.
+pub async fn read(
+    client: &Client,
+    keys: &LiveKeys,
+    site: &str,
+    now_ms: i64,
+    top: usize,
+) -> Result<LiveStats, fred::error::Error> {
+    let visitors: u64 = client
+        .zcount(
+            keys.visitors(site),
+            (now_ms - LIVE_WINDOW_MS) as f64,
+            f64::INFINITY,
+        )
+        .await?;
+    let current = minute_start(now_ms);
+    let minutes: Vec<i64> = (0..PAGEVIEW_MINUTES)
+        .rev()
+        .map(|back| current - back * MINUTE_MS)
+        .collect();
+    let counts: Vec<Option<u64>> = client
+        .mget(
+            minutes
+                .iter()
+                .map(|&m| keys.pageviews(site, m))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    let pageviews_per_minute = minutes
+        .iter()
+        .zip(counts)
+        .map(|(&m, c)| (m, c.unwrap_or(0)))
+        .collect();
+
+    let recent = LIVE_WINDOW_MS / MINUTE_MS;
+    let mut per_page: std::collections::HashMap<String, u64> = Default::default();
+    for &minute in &minutes[minutes.len() - recent as usize..] {
+        let scores: Vec<(String, f64)> = client
+            .zrangebyscore(keys.pages(site, minute), "-inf", "+inf", true, None)
+            .await?;
+        for (page, score) in scores {
+            *per_page.entry(page).or_default() += score as u64;
+        }
+    }
+    let mut top_pages: Vec<(String, u64)> = per_page.into_iter().collect();
+    top_pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_pages.truncate(top);
+    Ok(LiveStats {
+        visitors,
+        pageviews_per_minute,
+        top_pages,
+    })
 }

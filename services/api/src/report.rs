@@ -1,0 +1,210 @@
+//! Plausible's metrics computed from the rollups, for a range, an optional filter and an optional
+//! breakdown or time grouping — and a clear refusal for what the rollups cannot answer exactly.
+
+use std::collections::BTreeMap;
+
+use beacon_pipeline::rollup::{TOTAL, VISITS};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::rollup_query::{GroupKey, Grouping, RollupQuery, Sums, ValueMatch};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Metric {
+    Visitors,
+    Visits,
+    Pageviews,
+    ViewsPerVisit,
+    BounceRate,
+    VisitDuration,
+    Events,
+}
+
+impl Metric {
+    pub fn parse(name: &str) -> Result<Self, ApiError> {
+        Ok(match name.trim() {
+            "visitors" => Metric::Visitors,
+            "visits" => Metric::Visits,
+            "pageviews" => Metric::Pageviews,
+            "views_per_visit" => Metric::ViewsPerVisit,
+            "bounce_rate" => Metric::BounceRate,
+            "visit_duration" => Metric::VisitDuration,
+            "events" => Metric::Events,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "The metric `{other}` is not recognized. Find valid metrics from the \
+                     documentation: visitors, visits, pageviews, views_per_visit, bounce_rate, \
+                     visit_duration, events"
+                )));
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Visitors => "visitors",
+            Metric::Visits => "visits",
+            Metric::Pageviews => "pageviews",
+            Metric::ViewsPerVisit => "views_per_visit",
+            Metric::BounceRate => "bounce_rate",
+            Metric::VisitDuration => "visit_duration",
+            Metric::Events => "events",
+        }
+    }
+
+    /// Whether the metric is about visits (needs visit rows).
+    fn needs_visits(self) -> bool {
+        matches!(
+            self,
+            Metric::Visits | Metric::ViewsPerVisit | Metric::BounceRate | Metric::VisitDuration
+        )
+    }
+}
+
+/// One filter the rollups can answer: a single property with a value match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub property: String,
+    pub values: ValueMatch,
+}
+
+/// The sums a group's metrics are computed from: event rows and visit rows.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    events: Sums,
+    visits: Sums,
+}
+
+impl Group {
+    /// Nothing counted (a row whose visits all moved elsewhere is empty too).
+    pub fn is_empty(&self) -> bool {
+        self.events.pageviews == 0 && self.events.events == 0 && self.visits.visits == 0
+    }
+
+    pub fn value(&self, metric: Metric) -> Value {
+        let visits = self.visits.visits;
+        let ratio = |n: i64| {
+            if visits > 0 {
+                n as f64 / visits as f64
+            } else {
+                0.0
+            }
+        };
+        match metric {
+            Metric::Visitors => json!(self.events.visitors.count()),
+            Metric::Pageviews => json!(self.events.pageviews),
+            Metric::Events => json!(self.events.pageviews + self.events.events),
+            Metric::Visits => json!(visits),
+            Metric::BounceRate => json!((ratio(self.visits.bounces) * 100.0).round() as i64),
+            Metric::VisitDuration => {
+                json!((ratio(self.visits.duration_ms) / 1000.0).round() as i64)
+            }
+            Metric::ViewsPerVisit => {
+                json!((ratio(self.visits.pageviews) * 100.0).round() / 100.0)
+            }
+        }
+    }
+}
+
+fn is_visit_property(property: &str) -> bool {
+    property.starts_with("visit:")
+}
+
+/// Which rows a report reads: a site, a UTC range `[from, to)`, and an optional filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub site: &'a str,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub filter: Option<&'a Filter>,
+}
+
+/// Computes groups of sums for `metrics` in `scope`.
+pub async fn compute(
+    client: &impl tokio_postgres::GenericClient,
+    scope: Scope<'_>,
+    breakdown: Option<&str>,
+    grouping: Grouping,
+    metrics: &[Metric],
+) -> Result<BTreeMap<GroupKey, Group>, ApiError> {
+    let Scope {
+        site,
+        from,
+        to,
+        filter,
+    } = scope;
+    let all = ValueMatch::All;
+    let (property, values) = match (breakdown, filter) {
+        (None, None) => (None, &all),
+        (Some(b), None) => (Some(b), &all),
+        (None, Some(f)) => (Some(f.property.as_str()), &f.values),
+        (Some(b), Some(f)) if b == f.property => (Some(b), &f.values),
+        (Some(b), Some(f)) => {
+            return Err(ApiError::bad_request(format!(
+                "filtering by {} while breaking down by {b} cannot be answered from the \
+                 rollups; filter or break down by one property at a time",
+                f.property
+            )));
+        }
+    };
+    let query = |property, values| RollupQuery {
+        site,
+        property,
+        from,
+        to,
+        values,
+        grouping,
+    };
+    match property {
+        None => {
+            let events = query(TOTAL, &all).run(client).await?;
+            let visits = if metrics.iter().any(|m| m.needs_visits()) {
+                query(VISITS, &all).run(client).await?
+            } else {
+                BTreeMap::new()
+            };
+            let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+            for (key, sums) in events {
+                groups.entry(key).or_default().events = sums;
+            }
+            for (key, sums) in visits {
+                groups.entry(key).or_default().visits = sums;
+            }
+            Ok(groups)
+        }
+        Some(property) if is_visit_property(property) => {
+            let rows = query(property, values).run(client).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(key, sums)| {
+                    let group = Group {
+                        events: sums.clone(),
+                        visits: sums,
+                    };
+                    (key, group)
+                })
+                .collect())
+        }
+        Some(property) => {
+            if let Some(m) = metrics.iter().find(|m| m.needs_visits()) {
+                return Err(ApiError::bad_request(format!(
+                    "Metric `{}` cannot be queried with the event property {property}: Beacon's \
+                     rollups keep visit metrics per visit property only",
+                    m.name()
+                )));
+            }
+            let rows = query(property, values).run(client).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(key, events)| {
+                    let group = Group {
+                        events,
+                        visits: Sums::default(),
+                    };
+                    (key, group)
+                })
+                .collect())
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Plausible Stats API v1: `realtime/visitors`, `aggregate`, `timeseries`, `breakdown` — same
+//! parameters, metric and property names, and response shapes, so Plausible clients keep working.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use beacon_store::sites::Site;
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::{Owner, owned_site};
+use crate::error::ApiError;
+use crate::filters::{display_value, parse_filters, parse_property, result_key};
+use crate::period::{Interval, Range, parse_period, resolve_period};
+use crate::report::{Filter, Group, Metric, Scope, compute};
+use crate::rollup_query::{GroupKey, Grouping};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    site_id: Option<String>,
+    period: Option<String>,
+    date: Option<String>,
+    metrics: Option<String>,
+    filters: Option<String>,
+    compare: Option<String>,
+    interval: Option<String>,
+    property: Option<String>,
+    limit: Option<String>,
+    page: Option<String>,
+}
+
+/// What every stats request resolves first: whose site, which range, which metrics and filter.
+struct Request {
+    site: Site,
+    range: Range,
+    metrics: Vec<Metric>,
+    filter: Option<Filter>,
+}
+
+impl Request {
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            site: &self.site.domain,
+            from: self.range.from,
+            to: self.range.to,
+            filter: self.filter.as_ref(),
+        }
+    }
+}
+
+async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Request, ApiError> {
+    let raw_site = params
+        .site_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("parameter `site_id` is required"))?;
+    let site = owned_site(state, owner, raw_site).await?;
+    let (period, date) = parse_period(params.period.as_deref(), params.date.as_deref())
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    let today = date.unwrap_or_else(|| Utc::now().with_timezone(&site.timezone).date_naive());
+    let range = resolve_period(period, today, site.timezone);
+    let metrics = params
+        .metrics
+        .as_deref()
+        .unwrap_or("visitors")
+        .split(',')
+        .map(Metric::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = parse_filters(params.filters.as_deref())?;
+    Ok(Request {
+        site,
+        range,
+        metrics,
+        filter,
+    })
+}
+
+/// `GET /api/v1/stats/realtime/visitors`: a bare number.
+pub async fn realtime_visitors(
+    owner: Owner,
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Params>,
+) -> Result<Json<u64>, ApiError> {
+    let raw_site = params
+        .site_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("parameter `site_id` is required"))?;
+    let site = owned_site(&state, &owner, raw_site).await?;
+    let live = beacon_store::live::read(
+        &state.redis,
+        &state.live_keys,
+        &site.domain,
+        Utc::now().timestamp_millis(),
+        0,
+    )
+    .await
+    .map_err(ApiError::unavailable)?;
+    Ok(Json(live.visitors))
+}
+
+fn percent_change(metric: Metric, old: &Value, new: &Value) -> Value {
+    let (old, new) = (old.as_f64().unwrap_or(0.0), new.as_f64().unwrap_or(0.0));
+    if metric == Metric::BounceRate {
+        return json!((new - old).round() as i64);
+    }
+    if old == 0.0 {
+        return json!(if new > 0.0 { 100 } else { 0 });
+    }
+    json!(((new - old) / old * 100.0).round() as i64)
+}
+
+/// `GET /api/v1/stats/aggregate`, with `compare=previous_period`.
+pub async fn aggregate(
+    owner: Owner,
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let req = resolve(&state, &owner, &params).await?;
+    let compare = match params.compare.as_deref() {
+        None | Some("") => false,
+        Some("previous_period") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "compare '{other}' is not supported; use compare=previous_period"
+            )));
+        }
+    };
+    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let totals = |from, to| {
+        let (client, req) = (&**client, &req);
+        async move {
+            let scope = Scope {
+                site: &req.site.domain,
+                from,
+                to,
+                filter: req.filter.as_ref(),
+            };
+            let groups = compute(client, scope, None, Grouping::None, &req.metrics).await?;
+            Ok::<Group, ApiError>(groups.into_values().next().unwrap_or_default())
+        }
+    };
+    let current = totals(req.range.from, req.range.to).await?;
+    let previous = if compare {
+        let length = req.range.to - req.range.from;
+        Some(totals(req.range.from - length, req.range.from).await?)
+    } else {
+        None
+    };
+    let mut results = Map::new();
+    for &metric in &req.metrics {
+        let value = current.value(metric);
+        let mut entry = Map::new();
+        if let Some(previous) = &previous {
+            entry.insert(
+                "change".into(),
+                percent_change(metric, &previous.value(metric), &value),
+            );
+        }
+        entry.insert("value".into(), value);
+        results.insert(metric.name().into(), Value::Object(entry));
+    }
+    Ok(Json(json!({ "results": results })))
+}
+
+fn parse_interval(interval: Option<&str>, default: Interval) -> Result<Interval, ApiError> {
+    Ok(match interval {
+        None | Some("") => default,
+        Some("hour") => Interval::Hour,
+        Some("date") | Some("day") => Interval::Day,
+        Some("month") => Interval::Month,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid value for interval: '{other}'; use hour, date or month"
+            )));
+        }
+    })
+}
+
+/// Local starts of every interval of the range, so the series has no holes.
+pub fn interval_starts(range: &Range, interval: Interval) -> Vec<NaiveDateTime> {
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let end = midnight(range.last_day + Days::new(1));
+    let mut t = match interval {
+        Interval::Month => midnight(range.first_day.with_day0(0).unwrap_or(range.first_day)),
+        _ => midnight(range.first_day),
+    };
+    let mut starts = Vec::new();
+    while t < end {
+        starts.push(t);
+        t = match interval {
+            Interval::Hour => t + TimeDelta::hours(1),
+            Interval::Day => t + Days::new(1),
+            Interval::Month => t + Months::new(1),
+        };
+    }
+    starts
+}
+
+pub fn format_interval(t: NaiveDateTime, interval: Interval) -> String {
+    match interval {
+        Interval::Hour => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// `GET /api/v1/stats/timeseries`.
+pub async fn timeseries(
+    owner: Owner,
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let req = resolve(&state, &owner, &params).await?;
+    let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
+    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let groups = compute(
+        &**client,
+        req.scope(),
+        None,
+        Grouping::Time(interval, req.site.timezone),
+        &req.metrics,
+    )
+    .await?;
+    let results: Vec<Value> = series(&groups, &req.range, interval)
+        .into_iter()
+        .map(|(t, group)| {
+            let mut row = Map::new();
+            row.insert("date".into(), json!(format_interval(t, interval)));
+            for &metric in &req.metrics {
+                row.insert(metric.name().into(), group.value(metric));
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Every interval of the range with its group (empty where nothing happened).
+pub fn series(
+    groups: &BTreeMap<GroupKey, Group>,
+    range: &Range,
+    interval: Interval,
+) -> Vec<(NaiveDateTime, Group)> {
+    interval_starts(range, interval)
+        .into_iter()
+        .map(|t| {
+            let group = groups.get(&GroupKey::Time(t)).cloned().unwrap_or_default();
+            (t, group)
+        })
+        .collect()
+}
+
+fn parse_positive(
+    name: &str,
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{name} must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// `GET /api/v1/stats/breakdown`.
+pub async fn breakdown(
+    owner: Owner,
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let req = resolve(&state, &owner, &params).await?;
+    let requested = params.property.as_deref().ok_or_else(|| {
+        ApiError::bad_request("The `property` parameter is required for breakdown")
+    })?;
+    let property = parse_property(requested)?;
+    let limit = parse_positive("limit", params.limit.as_deref(), 100, 1000)?;
+    let page = parse_positive("page", params.page.as_deref(), 1, usize::MAX)?;
+    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let groups = compute(
+        &**client,
+        req.scope(),
+        Some(&property),
+        Grouping::Value,
+        &req.metrics,
+    )
+    .await?;
+    let rows = ranked(groups, req.metrics[0]);
+    let key = result_key(requested);
+    let results: Vec<Value> = rows
+        .into_iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .map(|(value, group)| {
+            let mut row = Map::new();
+            row.insert(key.into(), json!(display_value(&property, &value)));
+            for &metric in &req.metrics {
+                row.insert(metric.name().into(), group.value(metric));
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Groups by value, highest `metric` first (ties by value), without empty groups.
+pub fn ranked(groups: BTreeMap<GroupKey, Group>, metric: Metric) -> Vec<(String, Group)> {
+    let mut rows: Vec<(String, Group, f64)> = groups
+        .into_iter()
+        .filter_map(|(key, group)| match key {
+            GroupKey::Value(v) => {
+                let score = group.value(metric).as_f64().unwrap_or(0.0);
+                Some((v, group, score))
+            }
+            _ => None,
+        })
+        .filter(|(_, group, _)| !group.is_empty())
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    rows.into_iter().map(|(v, g, _)| (v, g)).collect()
+}

@@ -1,0 +1,153 @@
+//! Writing rollup deltas: one read of the sketches the batch touches, one multi-row upsert.
+//!
+//! Counters are added in SQL. Sketches are merged here (PostgreSQL has no HyperLogLog type), which
+//! is a read-modify-write: the caller must hold the sites' aggregation locks (see
+//! [`lock_sites`]) so that no other aggregator changes those rows in between.
+
+use std::collections::HashMap;
+
+use beacon_pipeline::rollup::{Delta, Rollup, RowKey};
+use beacon_pipeline::sketch::VisitorSketch;
+use chrono::{DateTime, Utc};
+use tokio_postgres::GenericClient;
+
+use crate::postgres::StoreError;
+
+/// Serializes aggregation per site for the rest of the transaction. Sites are locked in sorted
+/// order, so two aggregators locking overlapping sets cannot deadlock.
+pub async fn lock_sites(client: &impl GenericClient, sites: &[&str]) -> Result<(), StoreError> {
+    let mut sorted = sites.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for site in sorted {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))",
+                &[&site],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn bucket_time(bucket_ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(bucket_ms).unwrap_or_default()
+}
+
+/// Adds the deltas to the rows, creating missing ones.
+pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), StoreError> {
+    if rollup.rows.is_empty() {
+        return Ok(());
+    }
+    let stored = stored_sketches(client, rollup).await?;
+
+    let n = rollup.rows.len();
+    let mut sites = Vec::with_capacity(n);
+    let mut properties = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    let mut buckets = Vec::with_capacity(n);
+    let mut pageviews = Vec::with_capacity(n);
+    let mut events = Vec::with_capacity(n);
+    let mut visits = Vec::with_capacity(n);
+    let mut bounces = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut sketches: Vec<Option<Vec<u8>>> = Vec::with_capacity(n);
+    for (key, delta) in &rollup.rows {
+        sites.push(key.site.as_str());
+        properties.push(key.property.as_str());
+        values.push(key.value.as_str());
+        buckets.push(bucket_time(key.bucket_ms));
+        pageviews.push(delta.pageviews);
+        events.push(delta.events);
+        visits.push(delta.visits);
+        bounces.push(delta.bounces);
+        durations.push(delta.duration_ms);
+        sketches.push(merged_sketch(stored.get(key), delta)?);
+    }
+    client
+        .execute(
+            "INSERT INTO rollups AS r (site, property, value, bucket, pageviews, events, visits,
+                 bounces, duration_ms, visitors)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                 $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::bytea[])
+             ON CONFLICT (site, property, value, bucket) DO UPDATE SET
+                 pageviews = r.pageviews + EXCLUDED.pageviews,
+                 events = r.events + EXCLUDED.events,
+                 visits = r.visits + EXCLUDED.visits,
+                 bounces = r.bounces + EXCLUDED.bounces,
+                 duration_ms = r.duration_ms + EXCLUDED.duration_ms,
+                 visitors = coalesce(EXCLUDED.visitors, r.visitors)",
+            &[
+                &sites,
+                &properties,
+                &values,
+                &buckets,
+                &pageviews,
+                &events,
+                &visits,
+                &bounces,
+                &durations,
+                &sketches,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The sketch to store for a row: the stored one merged with the delta's, or `None` to keep the
+/// stored one as it is.
+fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u8>>, StoreError> {
+    if delta.visitors.is_empty() {
+        return Ok(None);
+    }
+    let mut sketch = match stored {
+        Some(bytes) => {
+            VisitorSketch::from_bytes(bytes).map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
+        None => VisitorSketch::default(),
+    };
+    sketch.merge(&delta.visitors);
+    Ok(Some(sketch.to_bytes()))
+}
+
+/// The stored sketches of the rows whose deltas add visitors.
+async fn stored_sketches(
+    client: &impl GenericClient,
+    rollup: &Rollup,
+) -> Result<HashMap<RowKey, Vec<u8>>, StoreError> {
+    let keys: Vec<&RowKey> = rollup
+        .rows
+        .iter()
+        .filter(|(_, d)| !d.visitors.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sites: Vec<&str> = keys.iter().map(|k| k.site.as_str()).collect();
+    let properties: Vec<&str> = keys.iter().map(|k| k.property.as_str()).collect();
+    let values: Vec<&str> = keys.iter().map(|k| k.value.as_str()).collect();
+    let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| bucket_time(k.bucket_ms)).collect();
+    let rows = client
+        .query(
+            "SELECT r.site, r.property, r.value, r.bucket, r.visitors
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                 AS k (site, property, value, bucket)
+             JOIN rollups r USING (site, property, value, bucket)
+             WHERE r.visitors IS NOT NULL",
+            &[&sites, &properties, &values, &buckets],
+        )
+        .await?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let bucket: DateTime<Utc> = row.try_get(3)?;
+        let key = RowKey {
+            site: row.try_get(0)?,
+            property: row.try_get(1)?,
+            value: row.try_get(2)?,
+            bucket_ms: bucket.timestamp_millis(),
+        };
+        stored.insert(key, row.try_get(4)?);
+    }
+    Ok(stored)
+}
