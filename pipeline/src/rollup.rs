@@ -8,10 +8,12 @@
 //!   and `visit:exit_page`): visits, bounces, total duration, and the page views and custom events
 //!   of those visits, all bucketed by the visit's start, and a sketch of the visits' visitors.
 //!
-//! Counters are sums, so deltas fold in any order and batch split. A session transition removes the
-//! old sessions' contributions (negative deltas) and adds the new ones'. Sketches only grow: a
-//! visitor stays in the sketch of a visit row whose visit later merged or moved (see
-//! ARCHITECTURE.md, "what is approximate").
+//! Counters are sums, so deltas fold in any order and batch split. Only **closed** sessions are in
+//! the visit rows: closing a session adds its contribution ([`Rollup::of_closed`]); a batch whose
+//! events join a closed session removes that session's contribution (negative deltas) and leaves
+//! the merged session open. Sketches only grow, so a visitor stays in the sketch of a visit row
+//! whose closed visit was later reopened by a late event (see ARCHITECTURE.md, "what is
+//! approximate"); open sessions are never in a sketch.
 
 use std::collections::BTreeMap;
 
@@ -74,19 +76,26 @@ pub struct Rollup {
 }
 
 impl Rollup {
-    /// The deltas of a batch: its new events, and the session transition they caused.
+    /// The deltas of a batch: its new events, and taking out the closed sessions they reopened.
+    /// (The sessions the batch adds are open: they count once closed.)
     pub fn of_batch(new_events: &[Event], transition: &Transition) -> Self {
         let mut rollup = Rollup::default();
         for event in new_events {
             rollup.add_event(event);
         }
-        for session in &transition.removed {
+        for session in transition.removed.iter().filter(|s| s.closed) {
             rollup.add_visit(session, -1);
         }
-        for session in &transition.added {
+        rollup.rows.retain(|_, delta| !delta.is_noop());
+        rollup
+    }
+
+    /// The deltas of closing these (open) sessions.
+    pub fn of_closed(sessions: &[Session]) -> Self {
+        let mut rollup = Rollup::default();
+        for session in sessions {
             rollup.add_visit(session, 1);
         }
-        rollup.rows.retain(|_, delta| !delta.is_noop());
         rollup
     }
 
@@ -224,13 +233,19 @@ mod tests {
             "/b",
         )];
         let bridge = [event("a.com", "pageview", t + 25 * 60_000, 1)];
-        let mut stored = Vec::new();
+        let mut stored: Vec<Session> = Vec::new();
         let mut total = Rollup::default();
         for batch in [&first[..], &second[..], &bridge[..]] {
             let transition = plan(&stored, batch);
             total.merge(&Rollup::of_batch(batch, &transition));
             stored.retain(|s| !transition.removed.contains(s));
             stored.extend(transition.added);
+            // Everything goes quiet between batches: the open sessions close.
+            let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
+            total.merge(&Rollup::of_closed(&open));
+            for s in &mut stored {
+                s.closed = true;
+            }
         }
         assert_eq!(stored.len(), 1);
         let visits: i64 = total
@@ -268,6 +283,7 @@ mod tests {
             specs in proptest::collection::vec((0u64..3, 0usize..3, 0i64..(6 * BUCKET_MS)), 1..50),
             cuts in proptest::collection::vec(0usize..50, 0..5),
             reverse in any::<bool>(),
+            close_after in proptest::collection::vec(any::<bool>(), 6),
         ) {
             let names = ["pageview", "signup", "engagement"];
             let mut events: Vec<Event> = specs.iter()
@@ -281,13 +297,24 @@ mod tests {
             cuts.sort_unstable();
             let mut stored: Vec<Session> = Vec::new();
             let mut applied = Rollup::default();
-            for w in cuts.windows(2) {
+            let close = |stored: &mut Vec<Session>, applied: &mut Rollup| {
+                let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
+                applied.merge(&Rollup::of_closed(&open));
+                for s in stored.iter_mut() {
+                    s.closed = true;
+                }
+            };
+            for (i, w) in cuts.windows(2).enumerate() {
                 let batch = &events[w[0]..w[1]];
                 let transition = plan(&stored, batch);
                 applied.merge(&Rollup::of_batch(batch, &transition));
                 stored.retain(|s| !transition.removed.contains(s));
                 stored.extend(transition.added);
+                if close_after.get(i).copied().unwrap_or(false) {
+                    close(&mut stored, &mut applied);
+                }
             }
+            close(&mut stored, &mut applied);
             let mut expected = Rollup::default();
             for e in &events {
                 expected.add_event(e);

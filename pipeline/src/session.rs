@@ -106,6 +106,9 @@ pub struct Session {
     /// Attributes of the first counted event (of the first ping while there is none).
     /// `at_ms` is offset by [`PING_RANK`] for pings so that any counted event wins.
     pub attrs: Stamped<VisitAttrs>,
+    /// Whether the session's contribution is in the visit rollups. Sessions are closed after a
+    /// quiet period; an event that joins a closed session reopens it (see `rollup.rs`).
+    pub closed: bool,
 }
 
 /// Added to a ping's time when ranking attribute sources: any counted event ranks first.
@@ -141,6 +144,7 @@ impl Session {
                 },
                 value: VisitAttrs::of(event),
             },
+            closed: false,
         }
     }
 
@@ -180,6 +184,8 @@ impl Session {
         if other.attrs < self.attrs {
             self.attrs = other.attrs.clone();
         }
+        // What comes out of a merge has changed: it is open until quiet again.
+        self.closed = false;
     }
 }
 
@@ -283,7 +289,10 @@ pub fn plan(stored: &[Session], events: &[Event]) -> Transition {
                     None => merged = Some(s),
                 }
             }
-            transition.added.extend(merged);
+            transition.added.extend(merged.map(|mut s| {
+                s.closed = false;
+                s
+            }));
         };
         for item in items {
             let (start, end) = session_of(&item);

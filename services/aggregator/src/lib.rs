@@ -3,6 +3,7 @@
 
 mod handler;
 mod live;
+mod maintenance;
 mod rollups;
 
 use beacon_jetstream::async_nats::jetstream;
@@ -14,6 +15,7 @@ use beacon_store::{LiveKeys, Pool};
 use tokio::net::TcpListener;
 
 pub use handler::AggregateHandler;
+pub use maintenance::{Maintenance, close_quiet_sessions};
 
 pub struct Deps {
     pub js: jetstream::Context,
@@ -22,6 +24,7 @@ pub struct Deps {
     pub pool: Pool,
     pub redis: fred::prelude::Client,
     pub live_keys: LiveKeys,
+    pub maintenance: Maintenance,
     pub admin: AdminState,
 }
 
@@ -36,6 +39,7 @@ pub async fn run(
             spawn_admin_server("aggregator", listener, deps.admin.clone(), shutdown.clone())
         })
         .transpose()?;
+    let maintenance = tokio::spawn(deps.maintenance.run(deps.pool.clone(), shutdown.clone()));
     let handler = AggregateHandler::new(deps.pool, deps.redis, deps.live_keys);
     supervise_consumer(
         &deps.js,
@@ -46,6 +50,7 @@ pub async fn run(
         &shutdown,
     )
     .await;
+    let _ = maintenance.await;
     if let Some(server) = admin_server {
         server.await.map_err(std::io::Error::other)??;
     }

@@ -1,10 +1,13 @@
 //! Reading the rollups: sums of one property's rows over a time range, optionally restricted to
 //! some of its values and grouped by value or by local time, with the visitor sketches merged.
+//! Visit properties also count the visits still open (not in the rollups until they close),
+//! folded with the pipeline's own rules so both halves agree.
 
 use std::collections::BTreeMap;
 
+use beacon_pipeline::rollup::{Rollup, VISITS};
 use beacon_pipeline::sketch::VisitorSketch;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use tokio_postgres::types::ToSql;
 
@@ -121,7 +124,7 @@ impl RollupQuery<'_> {
             .query(&sql, &params)
             .await
             .map_err(ApiError::unavailable)?;
-        let mut groups = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Sums> = BTreeMap::new();
         for row in rows {
             let key = match (self.grouping, row.get::<_, Option<String>>(0)) {
                 (Grouping::None, _) | (_, None) => GroupKey::All,
@@ -144,10 +147,121 @@ impl RollupQuery<'_> {
                 let sketch = VisitorSketch::from_bytes(&bytes).map_err(ApiError::unavailable)?;
                 sums.visitors.merge(&sketch);
             }
-            groups.entry(key).or_insert_with(Sums::default).add(&sums);
+            groups.entry(key).or_default().add(&sums);
+        }
+        if self.property.starts_with(VISITS) {
+            self.add_open_visits(client, &mut groups).await?;
         }
         Ok(groups)
     }
+
+    /// Adds the contributions of the open sessions that start in the range.
+    async fn add_open_visits(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        groups: &mut BTreeMap<GroupKey, Sums>,
+    ) -> Result<(), ApiError> {
+        let open = beacon_store::sessions::open_in_range(
+            client,
+            self.site,
+            self.from.timestamp_millis(),
+            self.to.timestamp_millis(),
+        )
+        .await
+        .map_err(ApiError::unavailable)?;
+        let rollup = Rollup::of_closed(&open);
+        for (key, delta) in rollup
+            .rows
+            .iter()
+            .filter(|(k, _)| k.property == self.property)
+        {
+            if !self.values.matches(&key.value) {
+                continue;
+            }
+            let group = match self.grouping {
+                Grouping::None => GroupKey::All,
+                Grouping::Value => GroupKey::Value(key.value.clone()),
+                Grouping::Time(interval, tz) => {
+                    GroupKey::Time(local_start(key.bucket_ms, interval, tz))
+                }
+            };
+            let sums = Sums {
+                visitors: delta.visitors.clone(),
+                pageviews: delta.pageviews,
+                events: delta.events,
+                visits: delta.visits,
+                bounces: delta.bounces,
+                duration_ms: delta.duration_ms,
+            };
+            groups.entry(group).or_default().add(&sums);
+        }
+        Ok(())
+    }
+}
+
+/// The local start of the interval holding `unix_ms` (as `date_trunc(unit, t AT TIME ZONE tz)`).
+fn local_start(unix_ms: i64, interval: Interval, tz: Tz) -> NaiveDateTime {
+    let local = DateTime::<Utc>::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .naive_local();
+    let day = local.date();
+    let start = match interval {
+        Interval::Hour => day.and_hms_opt(local.hour(), 0, 0),
+        Interval::Day => day.and_hms_opt(0, 0, 0),
+        Interval::Month => day.with_day(1).and_then(|d| d.and_hms_opt(0, 0, 0)),
+    };
+    start.unwrap_or(local)
+}
+
+impl ValueMatch {
+    /// The match in Rust, as the SQL clause does it.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            ValueMatch::All => true,
+            ValueMatch::In(v) => v.iter().any(|x| x == value),
+            ValueMatch::NotIn(v) => !v.iter().any(|x| x == value),
+            ValueMatch::Like(p) => p.iter().any(|p| like(p, value)),
+            ValueMatch::NotLike(p) => !p.iter().any(|p| like(p, value)),
+        }
+    }
+}
+
+/// SQL `LIKE` with `%` wildcards and backslash escapes (the patterns [`glob_to_like`] makes).
+fn like(pattern: &str, value: &str) -> bool {
+    let mut parts: Vec<String> = vec![String::new()];
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let (Some(next), Some(last)) = (chars.next(), parts.last_mut()) {
+                    last.push(next);
+                }
+            }
+            '%' => parts.push(String::new()),
+            c => {
+                if let Some(last) = parts.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    let (first, rest) = parts
+        .split_first()
+        .map_or(("", &[][..]), |(f, r)| (f.as_str(), r));
+    let Some(mut remaining) = value.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return remaining.is_empty();
+    };
+    for part in middle {
+        match remaining.find(part.as_str()) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.ends_with(last.as_str())
 }
 
 /// A `*` wildcard pattern as a `LIKE` pattern (`**` and `*` both match any run of characters).
@@ -172,6 +286,24 @@ pub fn glob_to_like(glob: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_matches_as_sql_does() {
+        for (glob, value, expected) in [
+            ("/blog/**", "/blog/a/b", true),
+            ("/blog/**", "/blog", false),
+            ("/a*b", "/ab", true),
+            ("/a*b", "/axxb", true),
+            ("/a*b", "/axxbc", false),
+            ("/100%_off", "/100%_off", true),
+            ("/100%_off", "/100x_off", false),
+            ("*", "", true),
+            ("/x", "/x", true),
+            ("/x", "/xy", false),
+        ] {
+            assert_eq!(like(&glob_to_like(glob), value), expected, "{glob} {value}");
+        }
+    }
 
     #[test]
     fn globs_become_like_patterns() {

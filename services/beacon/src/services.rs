@@ -105,6 +105,10 @@ impl Process {
             pool: pool.clone(),
             redis: redis.clone(),
             live_keys: wiring::live_keys(&self.config),
+            maintenance: beacon_aggregator::Maintenance {
+                close_after: self.config.session_close_after,
+                dedup_window: self.config.dedup_window,
+            },
             admin,
         }
     }

@@ -44,6 +44,11 @@ pub struct Config {
     pub geoip_db: Option<std::path::PathBuf>,
     /// Raw events older than this are deleted from the archive (TTL index); `None` keeps them.
     pub archive_retention: Option<Duration>,
+    /// A visit nobody touched for this long is closed and counted in the visit rollups.
+    pub session_close_after: Duration,
+    /// How long the aggregator remembers applied event ids (and keeps sessions) to recognise a
+    /// redelivered or replayed event: the allowed lateness.
+    pub dedup_window: Duration,
     pub log_format: LogFormat,
 }
 
@@ -133,6 +138,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "how long raw events stay in MongoDB (a duration, or forever)",
     ),
     (
+        "BEACON_SESSION_CLOSE_AFTER",
+        "30m",
+        "quiet time after which a visit is closed and counted in the visit rollups",
+    ),
+    (
+        "BEACON_DEDUP_WINDOW",
+        "7days",
+        "how long applied event ids and sessions are kept (allowed lateness)",
+    ),
+    (
         "BEACON_RATE_LIMIT",
         "50",
         "collector requests per second per client address (0: no limit)",
@@ -197,6 +212,8 @@ impl Config {
                 "forever" | "" => None,
                 _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
             },
+            session_close_after: duration(&get, "BEACON_SESSION_CLOSE_AFTER")?,
+            dedup_window: duration(&get, "BEACON_DEDUP_WINDOW")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

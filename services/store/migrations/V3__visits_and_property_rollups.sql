@@ -2,6 +2,9 @@
 
 -- The aggregator's session state: one row per visit (or per ping-only session that may still
 -- become one). Times are Unix milliseconds, exactly as the events carry them.
+-- A session is open until nothing touched it for the close delay; only closed sessions are in
+-- the visit rollups (the API adds open ones from here), so a visit whose exit page or end is
+-- still moving never leaves a stale visitor in a rollup sketch.
 CREATE TABLE sessions (
     site            text    NOT NULL,
     visitor_id      bigint  NOT NULL,
@@ -29,9 +32,12 @@ CREATE TABLE sessions (
     os              text    NOT NULL,
     os_version      text    NOT NULL,
     device          text    NOT NULL,
+    closed          boolean NOT NULL DEFAULT false,
+    touched_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site, visitor_id, start_ms)
 );
 CREATE INDEX sessions_end ON sessions (end_ms);
+CREATE INDEX sessions_open ON sessions (site, touched_at) WHERE NOT closed;
 
 -- Counters per site, 15-minute bucket (UTC start), property and value. property '' is the
 -- site-wide event row, 'visit' the site-wide visit row; see pipeline/src/rollup.rs.

@@ -34,7 +34,7 @@ pub async fn load(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM sessions
+                "SELECT {COLUMNS}, closed FROM sessions
                  WHERE site = $1 AND visitor_id = ANY($2) AND end_ms > $3 AND start_ms < $4"
             ),
             &[
@@ -80,7 +80,70 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
                 device: row.try_get(24)?,
             },
         },
+        closed: row.try_get(25)?,
     })
+}
+
+/// The open sessions of `site` that start in `[from_ms, to_ms)` (not in the visit rollups yet).
+pub async fn open_in_range(
+    client: &impl GenericClient,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Session>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, closed FROM sessions
+                 WHERE site = $1 AND NOT closed AND start_ms >= $2 AND start_ms < $3"
+            ),
+            &[&site, &from_ms, &to_ms],
+        )
+        .await?;
+    rows.iter().map(session_from_row).collect()
+}
+
+/// Sites with open sessions nobody touched for `idle`.
+pub async fn sites_with_idle_sessions(
+    client: &impl GenericClient,
+    idle: std::time::Duration,
+) -> Result<Vec<String>, StoreError> {
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            "SELECT DISTINCT site FROM sessions
+             WHERE NOT closed AND touched_at < now() - make_interval(secs => $1::int8 / 1000.0)",
+            &[&idle_ms],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// Closes the open sessions of `site` nobody touched for `idle`, returning them as they were
+/// closed. The caller holds the site's aggregation lock and adds their contributions to the
+/// rollups in the same transaction.
+pub async fn close_idle(
+    client: &impl GenericClient,
+    site: &str,
+    idle: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Session>, StoreError> {
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            &format!(
+                "UPDATE sessions SET closed = true
+                 WHERE (site, visitor_id, start_ms) IN (
+                     SELECT site, visitor_id, start_ms FROM sessions
+                     WHERE site = $1 AND NOT closed
+                       AND touched_at < now() - make_interval(secs => $2::int8 / 1000.0)
+                     LIMIT $3)
+                 RETURNING {COLUMNS}, closed"
+            ),
+            &[&site, &idle_ms, &limit],
+        )
+        .await?;
+    rows.iter().map(session_from_row).collect()
 }
 
 /// Deletes `removed` and inserts `added`, each with one set-based statement.

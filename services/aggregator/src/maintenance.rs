@@ -1,0 +1,85 @@
+//! The aggregator's periodic work beside the consumer: close quiet visits (adding them to the visit
+//! rollups), and forget applied event ids and sessions older than the dedup window.
+
+use std::time::Duration;
+
+use beacon_pipeline::rollup::Rollup;
+use beacon_runtime::CancellationToken;
+use beacon_store::{Pool, StoreError, rollups, sessions};
+
+/// Sessions closed per transaction, so a backfill's many visits close in bounded steps.
+const CLOSE_BATCH: i64 = 2_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Maintenance {
+    pub close_after: Duration,
+    pub dedup_window: Duration,
+}
+
+impl Maintenance {
+    /// Runs until `shutdown`. Safe with any number of aggregators: closing takes the site's
+    /// aggregation lock and only closes sessions still open.
+    pub async fn run(self, pool: Pool, shutdown: CancellationToken) {
+        let every =
+            (self.close_after / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let mut last_prune = None::<std::time::Instant>;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match close_quiet_sessions(&pool, self.close_after).await {
+                Ok(n) => metrics::counter!("beacon_aggregator_sessions_closed_total").increment(n),
+                Err(e) => tracing::warn!(error = %e, "cannot close quiet sessions"),
+            }
+            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+                match prune(&pool, self.dedup_window).await {
+                    Ok(()) => last_prune = Some(std::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune applied events"),
+                }
+            }
+        }
+    }
+}
+
+/// Closes every session quiet for `close_after`; returns how many.
+pub async fn close_quiet_sessions(pool: &Pool, close_after: Duration) -> Result<u64, StoreError> {
+    let mut client = pool.get().await?;
+    let sites = sessions::sites_with_idle_sessions(&**client, close_after).await?;
+    let mut closed = 0;
+    for site in sites {
+        loop {
+            let tx = client.transaction().await?;
+            rollups::lock_sites(&*tx, &[site.as_str()]).await?;
+            let quiet = sessions::close_idle(&*tx, &site, close_after, CLOSE_BATCH).await?;
+            rollups::apply(&*tx, &Rollup::of_closed(&quiet)).await?;
+            tx.commit().await?;
+            closed += quiet.len() as u64;
+            if (quiet.len() as i64) < CLOSE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(closed)
+}
+
+/// Forgets applied ids and closed sessions older than the window.
+async fn prune(pool: &Pool, window: Duration) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let secs = window.as_secs_f64();
+    client
+        .execute(
+            "DELETE FROM applied_events WHERE applied_at < now() - make_interval(secs => $1)",
+            &[&secs],
+        )
+        .await?;
+    let cutoff_ms = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
+    client
+        .execute(
+            "DELETE FROM sessions WHERE closed AND end_ms < $1 AND touched_at < now() - make_interval(secs => $2)",
+            &[&cutoff_ms, &secs],
+        )
+        .await?;
+    Ok(())
+}
