@@ -43,6 +43,11 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
 
     let stored = stored_sessions(&*tx, &new_events).await?;
     let transition = plan(&stored, &new_events);
+    let reopened = transition.removed.iter().filter(|s| s.closed).count();
+    if reopened > 0 {
+        // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
+        metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
+    }
     sessions::replace(&*tx, &transition.removed, &transition.added).await?;
     rollups::apply(&*tx, &Rollup::of_batch(&new_events, &transition)).await?;
     tx.commit().await?;

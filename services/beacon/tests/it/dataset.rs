@@ -326,6 +326,7 @@ fn hit(
     props: BTreeMap<String, String>,
 ) -> Hit {
     let mut body = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
         "site": site,
         "name": name,
         "url": url,

@@ -87,6 +87,15 @@ pub async fn send_hits(http: &reqwest::Client, collector: &str, hits: &[Hit]) {
     sorted.sort_by_key(|h| h.ts_ms);
     for chunk in sorted.chunks(500) {
         let bodies: Vec<&Value> = chunk.iter().map(|h| &h.body).collect();
+        send_chunk(http, collector, &bodies).await;
+    }
+}
+
+/// Sends one `/track/batch` body, retrying while the collector answers 503 (hits carry their
+/// ids, so a retry cannot count anything twice).
+pub async fn send_chunk(http: &reqwest::Client, collector: &str, bodies: &[&Value]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let response = http
             .post(format!("{collector}/track/batch"))
             .json(&bodies)
@@ -95,13 +104,17 @@ pub async fn send_hits(http: &reqwest::Client, collector: &str, hits: &[Hit]) {
             .expect("collector answers");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        if status == 503 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         assert_eq!(status, 202, "{text}");
+        return;
     }
 }
 
 /// Waits until the aggregator has applied every counted hit.
-pub async fn wait_applied(ns: &Namespace, expected: usize) {
-    let pool = ns.pg().await;
+pub async fn wait_applied(pool: &beacon_store::Pool, expected: usize) {
     eventually(
         "the aggregator to apply every hit",
         Duration::from_secs(120),
@@ -298,7 +311,7 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
     assert!(dataset.hits.iter().any(|h| h.bot), "the dataset has bots");
     send_hits(&http, &pipeline.collector, &dataset.hits).await;
-    wait_applied(&pipeline.ns, counted).await;
+    wait_applied(&pipeline.ns.pg().await, counted).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     pipeline.process.assert_running();
 
@@ -314,7 +327,14 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
         .expect("count")
         .get(0);
     assert!(open > 0, "some visits are still open for the first check");
-    verify(&http, &pipeline, &dataset, "while visits are open").await;
+    verify(
+        &http,
+        &pipeline.api,
+        &pipeline.key,
+        &dataset,
+        "while visits are open",
+    )
+    .await;
     eventually("every visit to close", Duration::from_secs(60), || {
         let pool = pool.clone();
         async move {
@@ -328,18 +348,26 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
         }
     })
     .await;
-    verify(&http, &pipeline, &dataset, "after every visit closed").await;
+    verify(
+        &http,
+        &pipeline.api,
+        &pipeline.key,
+        &dataset,
+        "after every visit closed",
+    )
+    .await;
     pipeline.process.assert_running();
     drop(pipeline);
 }
 
-async fn verify(http: &reqwest::Client, pipeline: &Pipeline, dataset: &Dataset, when: &str) {
+/// Checks every metric, series and breakdown of every dataset site against the ground truth.
+pub async fn verify(http: &reqwest::Client, api: &str, key: &str, dataset: &Dataset, when: &str) {
     let first_day = dataset.first_day;
     let label = labeller(dataset);
     let mut checker = Checker {
         http,
-        api: &pipeline.api,
-        key: &pipeline.key,
+        api,
+        key,
         mismatches: Vec::new(),
         checked: 0,
     };

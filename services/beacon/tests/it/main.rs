@@ -16,3 +16,4 @@ mod e2e;
 mod fuzz;
 mod ground_truth;
 mod privacy;
+mod private_postgres;
