@@ -15,5 +15,6 @@ mod duplicates;
 mod e2e;
 mod fuzz;
 mod ground_truth;
+mod live_counters;
 mod privacy;
 mod private_postgres;
