@@ -38,7 +38,7 @@ pub struct ConsumerPolicy {
 impl Default for ConsumerPolicy {
     fn default() -> Self {
         Self {
-            max_batch: 500,
+            max_batch: 1000,
             linger: Duration::from_millis(50),
             pull_expiry: Duration::from_secs(30),
             ack_wait: Duration::from_secs(30),
@@ -245,10 +245,21 @@ async fn process_batch<H: BatchHandler>(
         tracing::warn!(consumer = name, retries, of = batch.len(), %reason, "batch will be retried in part or whole");
     }
     let handled = started.elapsed();
-    for (delivery, decision) in batch.iter().zip(decisions) {
-        let outcome = apply(policy, dead_letters, delivery, decision).await;
+    // Acks (and naks) go out together rather than one awaited publish after another.
+    let outcomes = futures::future::join_all(
+        batch
+            .iter()
+            .zip(decisions)
+            .map(|(delivery, decision)| apply(policy, dead_letters, delivery, decision)),
+    )
+    .await;
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for outcome in outcomes {
+        *counts.entry(outcome).or_default() += 1;
+    }
+    for (outcome, n) in counts {
         metrics::counter!("beacon_consumer_messages_total", "consumer" => name.to_string(), "outcome" => outcome)
-            .increment(1);
+            .increment(n);
     }
     tracing::debug!(consumer = name, size = batch.len(), ?handled, total = ?started.elapsed(), "batch done");
 }

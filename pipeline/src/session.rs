@@ -16,12 +16,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use beacon_schemas::Event;
+use serde::{Deserialize, Serialize};
 
 /// A gap this long or longer between two events of a visitor starts a new visit.
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 
 /// A visit's properties, taken from its first event: where it came from and on what.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VisitAttrs {
     pub source: String,
     pub referrer: String,
@@ -80,14 +82,15 @@ impl VisitAttrs {
 }
 
 /// A value with the event time it came from, so merges can keep the earliest or latest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stamped<T> {
     pub at_ms: i64,
     pub value: T,
 }
 
-/// One stored visit (or a ping-only session that is not a visit yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One stored visit (or a ping-only session that is not a visit yet). Stored as MessagePack with
+/// named fields, so a newer Beacon reads an older one's sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub site: String,
     /// The visitor id of the session's first event.
@@ -107,7 +110,9 @@ pub struct Session {
     /// `at_ms` is offset by [`PING_RANK`] for pings so that any counted event wins.
     pub attrs: Stamped<VisitAttrs>,
     /// Whether the session's contribution is in the visit rollups. Sessions are closed after a
-    /// quiet period; an event that joins a closed session reopens it (see `rollup.rs`).
+    /// quiet period; an event that joins a closed session reopens it (see `rollup.rs`). Stored
+    /// in a column of its own.
+    #[serde(skip)]
     pub closed: bool,
 }
 

@@ -1,5 +1,6 @@
 //! The aggregator's periodic work beside the consumer: close quiet visits (adding them to the visit
-//! rollups), and forget applied event ids and sessions older than the dedup window.
+//! rollups), forget applied event ids and sessions older than the dedup window, and compact the
+//! rollup rows of old days.
 
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ const CLOSE_BATCH: i64 = 2_000;
 pub struct Maintenance {
     pub close_after: Duration,
     pub dedup_window: Duration,
+    /// 15-minute rows of local days older than this are compacted into day rows.
+    pub fine_retention: Duration,
 }
 
 impl Maintenance {
@@ -32,13 +35,26 @@ impl Maintenance {
                 Ok(n) => metrics::counter!("beacon_aggregator_sessions_closed_total").increment(n),
                 Err(e) => tracing::warn!(error = %e, "cannot close quiet sessions"),
             }
-            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
-                match prune(&pool, self.dedup_window).await {
+            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                match self.hourly(&pool).await {
                     Ok(()) => last_prune = Some(std::time::Instant::now()),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune applied events"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune or compact"),
                 }
             }
         }
+    }
+}
+
+impl Maintenance {
+    async fn hourly(&self, pool: &Pool) -> Result<(), StoreError> {
+        prune(pool, self.dedup_window).await?;
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(self.fine_retention).unwrap_or(chrono::Duration::MAX);
+        let done = beacon_store::compaction::compact(pool, before).await?;
+        if done.days > 0 {
+            tracing::info!(days = done.days, rows_before = done.rows_before, rows_after = done.rows_after, "compacted rollups");
+        }
+        Ok(())
     }
 }
 

@@ -68,6 +68,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
         format: ImportFormat,
     },
+    /// Merge the 15-minute rollup rows of old local days into one row per day (the aggregator
+    /// also does this every hour for days older than BEACON_ROLLUP_FINE_RETENTION)
+    Compact {
+        /// Compact local days that ended longer ago than this (default: BEACON_ROLLUP_FINE_RETENTION)
+        #[arg(long)]
+        older_than: Option<humantime::Duration>,
+    },
     /// Stream and consumer state: pending, ack pending, redelivered
     Lag {
         #[arg(long)]

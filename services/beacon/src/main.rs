@@ -60,6 +60,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: SiteCommand::List,
         } => tools::site_list(&config).await?,
         Command::Lag { json } => tools::lag(&config, json).await?,
+        Command::Compact { older_than } => {
+            let older_than = older_than.map_or(config.rollup_fine_retention, Into::into);
+            tools::compact(&config, older_than).await?
+        }
         Command::User {
             command:
                 UserCommand::Add {

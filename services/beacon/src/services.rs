@@ -108,6 +108,7 @@ impl Process {
             maintenance: beacon_aggregator::Maintenance {
                 close_after: self.config.session_close_after,
                 dedup_window: self.config.dedup_window,
+                fine_retention: self.config.rollup_fine_retention,
             },
             admin,
         }

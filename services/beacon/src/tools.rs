@@ -114,6 +114,17 @@ pub async fn site_list(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn compact(config: &Config, older_than: std::time::Duration) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
+    let done = beacon_store::compaction::compact(&pool, before).await?;
+    println!(
+        "compacted {} site-days: {} rows into {}",
+        done.days, done.rows_before, done.rows_after
+    );
+    Ok(())
+}
+
 pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
     let client = wiring::nats(config).await?;
     let js = wiring::jetstream(config, &client).await?;

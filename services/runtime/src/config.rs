@@ -49,6 +49,8 @@ pub struct Config {
     /// How long the aggregator remembers applied event ids (and keeps sessions) to recognise a
     /// redelivered or replayed event: the allowed lateness.
     pub dedup_window: Duration,
+    /// 15-minute rollup rows of local days older than this are merged into day rows.
+    pub rollup_fine_retention: Duration,
     pub log_format: LogFormat,
 }
 
@@ -129,7 +131,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "BEACON_CONSUMER_BATCH",
-        "500",
+        "1000",
         "messages per consumer batch",
     ),
     (
@@ -146,6 +148,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "BEACON_DEDUP_WINDOW",
         "7days",
         "how long applied event ids and sessions are kept (allowed lateness)",
+    ),
+    (
+        "BEACON_ROLLUP_FINE_RETENTION",
+        "35days",
+        "how long 15-minute rollup rows are kept before old days are compacted into day rows",
     ),
     (
         "BEACON_RATE_LIMIT",
@@ -207,13 +214,14 @@ impl Config {
                 1_000_000,
             )?,
             consumer_batch: usize::try_from(number(&get, "BEACON_CONSUMER_BATCH", 1, 10_000)?)
-                .unwrap_or(500),
+                .unwrap_or(1000),
             archive_retention: match get("BEACON_ARCHIVE_RETENTION").as_str() {
                 "forever" | "" => None,
                 _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
             },
             session_close_after: duration(&get, "BEACON_SESSION_CLOSE_AFTER")?,
             dedup_window: duration(&get, "BEACON_DEDUP_WINDOW")?,
+            rollup_fine_retention: duration(&get, "BEACON_ROLLUP_FINE_RETENTION")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

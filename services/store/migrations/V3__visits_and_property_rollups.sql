@@ -6,38 +6,19 @@
 -- the visit rollups (the API adds open ones from here), so a visit whose exit page or end is
 -- still moving never leaves a stale visitor in a rollup sketch.
 CREATE TABLE sessions (
-    site            text    NOT NULL,
-    visitor_id      bigint  NOT NULL,
-    start_ms        bigint  NOT NULL,
-    end_ms          bigint  NOT NULL,
-    pageviews       integer NOT NULL,
-    events          integer NOT NULL,
-    interactions    integer NOT NULL,
-    entry_page      text,
-    entry_ms        bigint,
-    exit_page       text,
-    exit_ms         bigint,
-    -- Rank of the event the attributes came from (its time; pings rank after any counted event).
-    attrs_rank      bigint  NOT NULL,
-    source          text    NOT NULL,
-    referrer        text    NOT NULL,
-    utm_medium      text    NOT NULL,
-    utm_source      text    NOT NULL,
-    utm_campaign    text    NOT NULL,
-    utm_content     text    NOT NULL,
-    utm_term        text    NOT NULL,
-    country         text    NOT NULL,
-    browser         text    NOT NULL,
-    browser_version text    NOT NULL,
-    os              text    NOT NULL,
-    os_version      text    NOT NULL,
-    device          text    NOT NULL,
-    closed          boolean NOT NULL DEFAULT false,
-    touched_at      timestamptz NOT NULL DEFAULT now(),
+    site       text        NOT NULL,
+    visitor_id bigint      NOT NULL,
+    start_ms   bigint      NOT NULL,
+    end_ms     bigint      NOT NULL,
+    closed     boolean     NOT NULL DEFAULT false,
+    touched_at timestamptz NOT NULL DEFAULT now(),
+    -- The whole pipeline::session::Session (counts, entry/exit page, visit properties) as
+    -- MessagePack: written and read only by Beacon's own code, in one piece.
+    state      bytea       NOT NULL,
     PRIMARY KEY (site, visitor_id, start_ms)
-);
-CREATE INDEX sessions_end ON sessions (end_ms);
-CREATE INDEX sessions_open ON sessions (site, touched_at) WHERE NOT closed;
+) WITH (fillfactor = 80);
+-- Only columns a visit's update never changes are indexed, so extending a visit is a HOT update.
+CREATE INDEX sessions_open ON sessions (site) WHERE NOT closed;
 
 -- Counters per site, 15-minute bucket (UTC start), property and value. property '' is the
 -- site-wide event row, 'visit' the site-wide visit row; see pipeline/src/rollup.rs.
@@ -59,5 +40,3 @@ CREATE TABLE rollups (
 INSERT INTO rollups (site, property, value, bucket, pageviews, events)
 SELECT site, '', '', bucket, pageviews, events FROM rollup_counts;
 DROP TABLE rollup_counts;
-
-CREATE INDEX applied_events_age ON applied_events (applied_at);

@@ -219,7 +219,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         .collect();
     let pool = beacon_store::postgres::pool(&pg.url(), &ns.name, 2).expect("pool");
     wait_applied(&pool, counted).await;
-    verify(&http, &api, &key, &dataset, "after the faults").await;
+    verify(&http, &api, &key, &dataset, "after the faults", true).await;
     eventually("every visit to close", Duration::from_secs(60), || {
         let pool = pool.clone();
         async move {
@@ -238,8 +238,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         &api,
         &key,
         &dataset,
-        "after the faults, every visit closed",
-    )
+        "after the faults, every visit closed", true)
     .await;
     let applied: i64 = pool
         .get()

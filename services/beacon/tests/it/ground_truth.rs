@@ -332,8 +332,7 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
         &pipeline.api,
         &pipeline.key,
         &dataset,
-        "while visits are open",
-    )
+        "while visits are open", true)
     .await;
     eventually("every visit to close", Duration::from_secs(60), || {
         let pool = pool.clone();
@@ -353,15 +352,42 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
         &pipeline.api,
         &pipeline.key,
         &dataset,
-        "after every visit closed",
-    )
+        "after every visit closed", true)
     .await;
+
+    // Compaction merges the old days' 15-minute rows into day rows: every daily number stays.
+    let rows = |pool: beacon_store::Pool| async move {
+        let n: i64 = pool
+            .get()
+            .await
+            .expect("pg")
+            .query_one("SELECT count(*) FROM rollups", &[])
+            .await
+            .expect("count")
+            .get(0);
+        n
+    };
+    let before = rows(pool.clone()).await;
+    let said = beacon_ok(&pipeline.env, &["compact", "--older-than", "1day"]);
+    let after = rows(pool.clone()).await;
+    assert!(after * 3 < before, "compaction left {after} of {before} rows: {said}");
+    verify(&http, &pipeline.api, &pipeline.key, &dataset, "after compaction", false).await;
+    let again = beacon_ok(&pipeline.env, &["compact", "--older-than", "1day"]);
+    assert!(again.contains("compacted 0 site-days"), "{again}");
     pipeline.process.assert_running();
     drop(pipeline);
 }
 
 /// Checks every metric, series and breakdown of every dataset site against the ground truth.
-pub async fn verify(http: &reqwest::Client, api: &str, key: &str, dataset: &Dataset, when: &str) {
+/// `hourly`: also check hourly series of single days (not after compaction, which keeps days only).
+pub async fn verify(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    dataset: &Dataset,
+    when: &str,
+    hourly: bool,
+) {
     let first_day = dataset.first_day;
     let label = labeller(dataset);
     let mut checker = Checker {
@@ -385,7 +411,12 @@ pub async fn verify(http: &reqwest::Client, api: &str, key: &str, dataset: &Data
         let mut ranges: Vec<(String, NaiveDate, NaiveDate, &str)> = (0..=dataset.days)
             .map(|i| {
                 let d = first_day + Days::new(u64::from(i));
-                (format!("period=day&date={}", day(d)), d, d, "hour")
+                (
+                    format!("period=day&date={}", day(d)),
+                    d,
+                    d,
+                    if hourly { "hour" } else { "date" },
+                )
             })
             .collect();
         ranges.push((
