@@ -52,7 +52,12 @@ impl Maintenance {
             - chrono::Duration::from_std(self.fine_retention).unwrap_or(chrono::Duration::MAX);
         let done = beacon_store::compaction::compact(pool, before).await?;
         if done.days > 0 {
-            tracing::info!(days = done.days, rows_before = done.rows_before, rows_after = done.rows_after, "compacted rollups");
+            tracing::info!(
+                days = done.days,
+                rows_before = done.rows_before,
+                rows_after = done.rows_after,
+                "compacted rollups"
+            );
         }
         Ok(())
     }

@@ -77,6 +77,12 @@ pub struct Group {
 }
 
 impl Group {
+    /// Whether any visit is in the group (Plausible leaves bounce rate and visit duration empty in
+    /// a time series interval without visits).
+    pub fn has_visits(&self) -> bool {
+        self.visits.visits > 0
+    }
+
     /// Nothing counted (a row whose visits all moved elsewhere is empty too).
     pub fn is_empty(&self) -> bool {
         self.events.pageviews == 0 && self.events.events == 0 && self.visits.visits == 0

@@ -229,7 +229,14 @@ pub async fn timeseries(
             let mut row = Map::new();
             row.insert("date".into(), json!(format_interval(t, interval)));
             for &metric in &req.metrics {
-                row.insert(metric.name().into(), group.value(metric));
+                let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
+                    && !group.has_visits();
+                let value = if empty {
+                    Value::Null
+                } else {
+                    group.value(metric)
+                };
+                row.insert(metric.name().into(), value);
             }
             Value::Object(row)
         })

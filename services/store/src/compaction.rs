@@ -65,7 +65,10 @@ pub async fn compact(pool: &Pool, before: DateTime<Utc>) -> Result<Compacted, St
             .map(|r| r.get(0))
             .collect();
         for day in days {
-            let (from, to) = (midnight(tz, day), midnight(tz, day.succ_opt().unwrap_or(day)));
+            let (from, to) = (
+                midnight(tz, day),
+                midnight(tz, day.succ_opt().unwrap_or(day)),
+            );
             if to > before {
                 continue;
             }
@@ -109,7 +112,10 @@ async fn compact_day(
         if let Some(bytes) = row.try_get::<_, Option<Vec<u8>>>(7)? {
             let sketch = VisitorSketch::from_bytes(&bytes)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            entry.5.get_or_insert_with(VisitorSketch::default).merge(&sketch);
+            entry
+                .5
+                .get_or_insert_with(VisitorSketch::default)
+                .merge(&sketch);
         }
     }
     let n = merged.len();

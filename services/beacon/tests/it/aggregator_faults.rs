@@ -12,8 +12,9 @@ use crate::common::{
     wait_ready,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
-use crate::ground_truth::{geoip_db, send_chunk, verify, wait_applied};
+use crate::ground_truth::{geoip_db, send_chunk, wait_applied};
 use crate::private_postgres::PrivatePostgres;
+use crate::truth_checks::verify;
 
 fn fault_env(ns: &Namespace) -> HashMap<String, String> {
     let mut env = ns.env();
@@ -238,7 +239,9 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         &api,
         &key,
         &dataset,
-        "after the faults, every visit closed", true)
+        "after the faults, every visit closed",
+        true,
+    )
     .await;
     let applied: i64 = pool
         .get()

@@ -18,3 +18,4 @@ mod ground_truth;
 mod live_counters;
 mod privacy;
 mod private_postgres;
+mod truth_checks;

@@ -1,0 +1,472 @@
+//! The ground truth computed from a dataset on its own, and the check of every number the API
+//! gives against it: aggregates, time series, breakdowns, a filter, and the `/api/stats` summary.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{Days, NaiveDate, TimeZone};
+use serde_json::{Value, json};
+
+use crate::dataset::{
+    AGENTS, Dataset, ExpectedVisit, Hit, LANDINGS, SITES, local_midnight, metrics, visits_of,
+};
+use crate::ground_truth::geoip_db;
+
+/// How one event property's breakdown value is read from a hit.
+type ValueOf<'a> = &'a dyn Fn(&Hit) -> Option<String>;
+
+/// What the test knows about the visit properties of a visit's first hit.
+pub fn labeller(dataset: &Dataset) -> impl Fn(&Hit) -> BTreeMap<&'static str, String> + '_ {
+    let geo = beacon_collector::GeoIp::open(std::path::Path::new(&geoip_db())).expect("geoip");
+    let countries: HashMap<&str, String> = dataset
+        .visitors
+        .iter()
+        .map(|v| {
+            (
+                v.ip.as_str(),
+                geo.country(v.ip.parse().expect("ip")).unwrap_or_default(),
+            )
+        })
+        .collect();
+    move |hit: &Hit| {
+        let landing = &LANDINGS[hit.landing.unwrap_or(0)];
+        let visitor = &dataset.visitors[hit.visitor];
+        let agent = &AGENTS[visitor.agent];
+        let mut props = BTreeMap::from([
+            ("visit:source", landing.source.to_string()),
+            ("visit:referrer", landing.referrer_label.to_string()),
+            ("visit:browser", agent.browser.to_string()),
+            ("visit:os", agent.os.to_string()),
+            ("visit:device", agent.device.to_string()),
+            ("visit:country", countries[visitor.ip.as_str()].clone()),
+        ]);
+        for (name, value) in [
+            "visit:utm_medium",
+            "visit:utm_source",
+            "visit:utm_campaign",
+            "visit:utm_content",
+            "visit:utm_term",
+        ]
+        .into_iter()
+        .zip(landing.utm)
+        {
+            props.insert(name, value.to_string());
+        }
+        props
+    }
+}
+
+/// The expected world of one site: its counted hits and visits.
+pub struct SiteTruth<'a> {
+    pub hits: Vec<&'a Hit>,
+    pub visits: Vec<ExpectedVisit>,
+}
+
+pub fn site_truth<'a>(
+    dataset: &'a Dataset,
+    site: &str,
+    label: &dyn Fn(&Hit) -> BTreeMap<&'static str, String>,
+) -> SiteTruth<'a> {
+    let hits: Vec<&Hit> = dataset
+        .hits
+        .iter()
+        .filter(|h| h.site == site && !h.bot)
+        .collect();
+    let visits = visits_of(&hits, label);
+    SiteTruth { hits, visits }
+}
+
+impl SiteTruth<'_> {
+    fn in_range(&self, from: i64, to: i64) -> (Vec<&Hit>, Vec<&ExpectedVisit>) {
+        let hits = self
+            .hits
+            .iter()
+            .copied()
+            .filter(|h| (from..to).contains(&h.ts_ms))
+            .collect();
+        let visits = self
+            .visits
+            .iter()
+            .filter(|v| (from..to).contains(&v.start_ms))
+            .collect();
+        (hits, visits)
+    }
+}
+
+fn visit_metrics(visits: &[&ExpectedVisit]) -> BTreeMap<&'static str, Value> {
+    let n = visits.len() as i64;
+    let ratio = |x: i64| if n > 0 { x as f64 / n as f64 } else { 0.0 };
+    let visitors: BTreeSet<usize> = visits.iter().map(|v| v.visitor).collect();
+    let pageviews: i64 = visits.iter().map(|v| v.pageviews).sum();
+    let events: i64 = visits.iter().map(|v| v.events).sum();
+    let bounces = visits.iter().filter(|v| v.bounce).count() as i64;
+    let duration: i64 = visits.iter().map(|v| v.end_ms - v.start_ms).sum();
+    BTreeMap::from([
+        ("visitors", json!(visitors.len())),
+        ("visits", json!(n)),
+        ("pageviews", json!(pageviews)),
+        ("events", json!(pageviews + events)),
+        (
+            "bounce_rate",
+            json!((ratio(bounces) * 100.0).round() as i64),
+        ),
+        (
+            "visit_duration",
+            json!((ratio(duration) / 1000.0).round() as i64),
+        ),
+        (
+            "views_per_visit",
+            json!((ratio(pageviews) * 100.0).round() / 100.0),
+        ),
+    ])
+}
+
+const ALL_METRICS: &str =
+    "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+const VISIT_PROPERTIES: &[&str] = &[
+    "visit:source",
+    "visit:referrer",
+    "visit:utm_medium",
+    "visit:utm_source",
+    "visit:utm_campaign",
+    "visit:utm_content",
+    "visit:utm_term",
+    "visit:country",
+    "visit:browser",
+    "visit:os",
+    "visit:device",
+    "visit:entry_page",
+    "visit:exit_page",
+];
+
+/// `{"results": {"visitors": {"value": 3}}}` as `{"visitors": 3}`.
+fn aggregate_values(body: &Value) -> Value {
+    let values: serde_json::Map<String, Value> = body["results"]
+        .as_object()
+        .expect("results")
+        .iter()
+        .map(|(k, v)| (k.clone(), v["value"].clone()))
+        .collect();
+    Value::Object(values)
+}
+
+fn shown(property: &str, value: &str) -> String {
+    match (property, value) {
+        ("visit:source", "") => "Direct / None".into(),
+        (_, "") => "(none)".into(),
+        (_, v) => v.into(),
+    }
+}
+
+struct Checker<'a> {
+    http: &'a reqwest::Client,
+    api: &'a str,
+    key: &'a str,
+    mismatches: Vec<String>,
+    checked: usize,
+}
+
+impl Checker<'_> {
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(self.key)
+            .send()
+            .await
+            .expect("api answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// Fetches a breakdown and checks its set of values and every expected row.
+    async fn breakdown(
+        &mut self,
+        what: &str,
+        path: &str,
+        key: &str,
+        expected: BTreeMap<String, BTreeMap<&'static str, Value>>,
+    ) {
+        let body = self.get(path).await;
+        let actual: BTreeMap<String, Value> = body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|row| {
+                (
+                    row[key].as_str().unwrap_or_default().to_string(),
+                    row.clone(),
+                )
+            })
+            .collect();
+        let names: BTreeSet<&String> = actual.keys().collect();
+        if names != expected.keys().collect() {
+            self.mismatches.push(format!(
+                "{what}: values {names:?}, expected {:?}",
+                expected.keys().collect::<Vec<_>>()
+            ));
+        }
+        for (value, metrics) in &expected {
+            let row = actual.get(value).cloned().unwrap_or_default();
+            self.compare(&format!("{what}={value}"), &row, metrics);
+        }
+    }
+
+    fn compare(&mut self, what: &str, actual: &Value, expected: &BTreeMap<&'static str, Value>) {
+        for (metric, value) in expected {
+            self.checked += 1;
+            if actual.get(*metric) != Some(value) {
+                self.mismatches.push(format!(
+                    "{what} {metric}: API {:?}, expected {value}",
+                    actual.get(*metric)
+                ));
+            }
+        }
+    }
+}
+
+/// Checks every metric, series and breakdown of every dataset site against the ground truth.
+/// `hourly`: also check hourly series of single days (not after compaction, which keeps days only).
+pub async fn verify(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    dataset: &Dataset,
+    when: &str,
+    hourly: bool,
+) {
+    let first_day = dataset.first_day;
+    let label = labeller(dataset);
+    let mut checker = Checker {
+        http,
+        api,
+        key,
+        mismatches: Vec::new(),
+        checked: 0,
+    };
+    let last_day = first_day + Days::new(u64::from(dataset.days));
+    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    for &(site, tz) in SITES {
+        let truth = site_truth(dataset, site, &label);
+        assert!(
+            truth.visits.iter().any(|v| {
+                let start = tz
+                    .timestamp_millis_opt(v.start_ms)
+                    .earliest()
+                    .map(|t| t.date_naive());
+                tz.timestamp_millis_opt(v.end_ms)
+                    .earliest()
+                    .map(|t| t.date_naive())
+                    != start
+            }),
+            "{site}: some visit crosses local midnight"
+        );
+        let mut ranges: Vec<(String, NaiveDate, NaiveDate, &str)> = (0..=dataset.days)
+            .map(|i| {
+                let d = first_day + Days::new(u64::from(i));
+                (
+                    format!("period=day&date={}", day(d)),
+                    d,
+                    d,
+                    if hourly { "hour" } else { "date" },
+                )
+            })
+            .collect();
+        ranges.push((
+            format!("period=custom&date={},{}", day(first_day), day(last_day)),
+            first_day,
+            last_day,
+            "date",
+        ));
+        let week_end = first_day + Days::new(4);
+        ranges.push((
+            format!("period=7d&date={}", day(week_end)),
+            week_end - Days::new(6),
+            week_end,
+            "date",
+        ));
+
+        for (period, first, last, interval) in &ranges {
+            let from = local_midnight(tz, *first).timestamp_millis();
+            let to = local_midnight(tz, *last + Days::new(1)).timestamp_millis();
+            let (hits, visits) = truth.in_range(from, to);
+            let what = format!("{site} {period}");
+
+            let aggregate = checker
+                .get(&format!(
+                    "/api/v1/stats/aggregate?site_id={site}&{period}&metrics={ALL_METRICS}"
+                ))
+                .await;
+            let values = aggregate_values(&aggregate);
+            checker.compare(
+                &format!("{what} aggregate"),
+                &values,
+                &metrics(&hits, &visits),
+            );
+
+            // Time series: every local interval of the range.
+            let series = checker
+                .get(&format!(
+                    "/api/v1/stats/timeseries?site_id={site}&{period}&interval={interval}&metrics=visitors,pageviews,visits,bounce_rate"
+                ))
+                .await;
+            let points = series["results"].as_array().expect("results").clone();
+            let mut starts = Vec::new();
+            let mut d = *first;
+            while d <= *last {
+                if *interval == "hour" {
+                    for h in 0..24 {
+                        let t = tz
+                            .from_local_datetime(&d.and_hms_opt(h, 0, 0).expect("an hour"))
+                            .earliest()
+                            .expect("the hour exists");
+                        starts.push((
+                            t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            t.timestamp_millis(),
+                        ));
+                    }
+                } else {
+                    starts.push((day(d), local_midnight(tz, d).timestamp_millis()));
+                }
+                d = d + Days::new(1);
+            }
+            if points.len() != starts.len() {
+                checker.mismatches.push(format!(
+                    "{what} timeseries has {} points, expected {}",
+                    points.len(),
+                    starts.len()
+                ));
+            }
+            for (i, (label, start)) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).map_or(to, |s| s.1);
+                let (h, v) = truth.in_range(*start, end);
+                let mut expected = metrics(&h, &v);
+                expected
+                    .retain(|k, _| ["visitors", "pageviews", "visits", "bounce_rate"].contains(k));
+                expected.insert("date", json!(label));
+                if v.is_empty() {
+                    // Plausible's series leave the bounce rate of an interval without visits empty.
+                    expected.insert("bounce_rate", Value::Null);
+                }
+                let point = points.get(i).cloned().unwrap_or_default();
+                checker.compare(&format!("{what} timeseries {label}"), &point, &expected);
+            }
+
+            // Breakdowns by every visit property.
+            for property in VISIT_PROPERTIES {
+                let mut groups: BTreeMap<String, Vec<&ExpectedVisit>> = BTreeMap::new();
+                for v in &visits {
+                    groups
+                        .entry(shown(property, &v.props[property]))
+                        .or_default()
+                        .push(v);
+                }
+                let expected = groups
+                    .into_iter()
+                    .map(|(value, group)| (value, visit_metrics(&group)))
+                    .collect();
+                checker
+                    .breakdown(
+                        &format!("{what} breakdown {property}"),
+                        &format!("/api/v1/stats/breakdown?site_id={site}&{period}&property={property}&metrics={ALL_METRICS}&limit=1000"),
+                        property.trim_start_matches("visit:"),
+                        expected,
+                    )
+                    .await;
+            }
+
+            // Breakdowns by event properties.
+            let event_properties: [(&str, &str, ValueOf); 3] = [
+                ("event:page", "page", &|h: &Hit| Some(h.path.clone())),
+                ("event:goal", "goal", &|h: &Hit| Some(h.name.clone())),
+                ("event:props:plan", "plan", &|h: &Hit| {
+                    h.props.get("plan").cloned()
+                }),
+            ];
+            for (property, key, value_of) in event_properties {
+                let mut groups: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
+                for h in hits.iter().copied().filter(|h| h.name != "engagement") {
+                    if let Some(v) = value_of(h) {
+                        groups.entry(v).or_default().push(h);
+                    }
+                }
+                let expected = groups
+                    .into_iter()
+                    .map(|(value, group)| {
+                        let mut m = metrics(&group, &[]);
+                        m.retain(|k, _| ["visitors", "pageviews", "events"].contains(k));
+                        (value, m)
+                    })
+                    .collect();
+                checker
+                    .breakdown(
+                        &format!("{what} breakdown {property}"),
+                        &format!("/api/v1/stats/breakdown?site_id={site}&{period}&property={property}&metrics=visitors,pageviews,events&limit=1000"),
+                        key,
+                        expected,
+                    )
+                    .await;
+            }
+
+            // A filter answers like the matching breakdown row.
+            let filtered = checker
+                .get(&format!("/api/v1/stats/aggregate?site_id={site}&{period}&metrics=visitors,visits,bounce_rate&filters=visit:source%3D%3DGoogle"))
+                .await;
+            let google: Vec<&ExpectedVisit> = visits
+                .iter()
+                .copied()
+                .filter(|v| v.props["visit:source"] == "Google")
+                .collect();
+            let mut expected = visit_metrics(&google);
+            expected.retain(|k, _| ["visitors", "visits", "bounce_rate"].contains(k));
+            let values = aggregate_values(&filtered);
+            checker.compare(&format!("{what} filtered by source"), &values, &expected);
+        }
+
+        // The dashboard's summary agrees too.
+        let (period, first, last, _) = &ranges[ranges.len() - 2];
+        let from = local_midnight(tz, *first).timestamp_millis();
+        let to = local_midnight(tz, *last + Days::new(1)).timestamp_millis();
+        let (hits, visits) = truth.in_range(from, to);
+        let summary = checker
+            .get(&format!("/api/stats?site={site}&{period}"))
+            .await;
+        let mut expected = metrics(&hits, &visits);
+        expected.remove("events");
+        checker.compare(&format!("{site} /api/stats"), &summary, &expected);
+        let top_source = &summary["top_sources"][0];
+        let mut by_source: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+        for v in &visits {
+            by_source
+                .entry(shown("visit:source", &v.props["visit:source"]))
+                .or_default()
+                .insert(v.visitor);
+        }
+        let best = by_source.values().map(BTreeSet::len).max().unwrap_or(0);
+        checker.compare(
+            &format!("{site} /api/stats top source"),
+            top_source,
+            &BTreeMap::from([("visitors", json!(best))]),
+        );
+    }
+
+    assert!(
+        checker.checked > 1000,
+        "only {} numbers checked",
+        checker.checked
+    );
+    assert!(
+        checker.mismatches.is_empty(),
+        "{when}: {} of {} numbers differ from the ground truth, e.g.:\n{}",
+        checker.mismatches.len(),
+        checker.checked,
+        checker
+            .mismatches
+            .iter()
+            .take(25)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
