@@ -1,4 +1,5 @@
-//! Redis live counters, per site: visitors in the last minutes, page views per minute, top pages.
+//! Redis live counters, per site: visitors in the last minutes, page views per minute, top pages;
+//! and the sites' data versions, which key the API's query cache.
 //!
 //! Idempotent under redelivery: visitors are a sorted set (member = visitor id, score = latest
 //! event time, `ZADD GT`), so re-adding changes nothing; page-view counters are only incremented
@@ -44,10 +45,16 @@ pub async fn record(
                 .or_default() += 1;
         }
     }
-    if visitors.is_empty() && pageviews.is_empty() {
+    let sites: std::collections::BTreeSet<&str> =
+        new_events.iter().map(|e| e.site.as_str()).collect();
+    if sites.is_empty() {
         return Ok(());
     }
     let pipeline = client.pipeline();
+    // The sites' numbers changed: cached API answers of the old version are not read again.
+    for site in sites {
+        let () = pipeline.incr(keys.data_version(site)).await?;
+    }
     for (site, members) in visitors {
         let key = keys.visitors(site);
         let () = pipeline

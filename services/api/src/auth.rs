@@ -1,12 +1,15 @@
-//! Who is asking: the owner behind the `Authorization: Bearer` API key. Every statistics endpoint
-//! takes an [`Owner`]; a site that belongs to someone else answers exactly like a missing one.
+//! Who is asking: the owner behind the `Authorization: Bearer` API key, or behind the dashboard's
+//! sign-in cookie. Every statistics endpoint takes an [`Owner`]; a site that belongs to someone
+//! else answers exactly like a missing one. (The cookie is `SameSite=Strict` and these endpoints
+//! only read, so a cookie-authenticated request cannot be forged from another site.)
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use beacon_pipeline::domain::normalize_domain;
+use beacon_store::login_sessions;
 use beacon_store::sites::{self, Site};
 use beacon_store::users::{self, User};
 
@@ -22,15 +25,20 @@ impl FromRequestParts<Arc<AppState>> for Owner {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            let token = session_token(&parts.headers).ok_or_else(|| {
                 ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
             })?;
+            return match login_sessions::user_for_token(&state.pool, &token).await {
+                Ok(Some(user)) => Ok(Owner(user)),
+                Ok(None) => Err(ApiError::unauthorized("signed out: sign in again")),
+                Err(e) => Err(ApiError::unavailable(e)),
+            };
+        };
         let key = header
-            .strip_prefix("Bearer ")
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
@@ -41,6 +49,22 @@ impl FromRequestParts<Arc<AppState>> for Owner {
             Err(e) => Err(ApiError::unavailable(e)),
         }
     }
+}
+
+/// Name of the dashboard's sign-in cookie.
+pub const SESSION_COOKIE: &str = "beacon_session";
+
+/// The sign-in token from the request's cookies, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// The site `raw` names if `owner` owns it. Someone else's site is indistinguishable from a

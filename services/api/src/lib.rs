@@ -1,7 +1,10 @@
 //! The API: statistics for site owners (read from the PostgreSQL rollups and the Redis live
-//! counters) and the pipeline's lag for operators.
+//! counters) as Plausible's Stats API v1 and Beacon's summary, the owner's dashboard with its
+//! sign-in, and the pipeline's lag for operators.
 
 mod auth;
+mod cache;
+mod dashboard;
 mod error;
 mod filters;
 mod period;
@@ -14,7 +17,7 @@ mod v1;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use beacon_jetstream::Topology;
 use beacon_jetstream::async_nats::jetstream;
@@ -50,6 +53,14 @@ pub fn router(deps: Deps) -> Router {
         topology: deps.topology,
     });
     Router::new()
+        .route("/", get(dashboard::dashboard))
+        .route("/login", get(dashboard::login_page).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .route("/pipeline", get(dashboard::pipeline_page))
+        .route("/assets/dashboard.js", get(dashboard::dashboard_js))
+        .route("/assets/dashboard.css", get(dashboard::dashboard_css))
+        .route("/api/openapi.json", get(dashboard::openapi))
+        .route("/api/sites", get(dashboard::my_sites))
         .route("/api/stats", get(stats::summary))
         .route(
             "/api/v1/stats/realtime/visitors",

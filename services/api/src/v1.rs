@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::auth::{Owner, owned_site};
+use crate::cache::cached;
 use crate::error::ApiError;
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
 use crate::period::{Interval, Range, parse_period, resolve_period};
@@ -42,6 +43,15 @@ struct Request {
 }
 
 impl Request {
+    /// What the answer depends on besides the data: the resolved UTC range (not the period's
+    /// name, whose meaning moves with the clock), the metrics and the filter.
+    fn cache_key(&self) -> String {
+        format!(
+            "{}|{}|{:?}|{:?}",
+            self.range.from, self.range.to, self.metrics, self.filter
+        )
+    }
+
     fn scope(&self) -> Scope<'_> {
         Scope {
             site: &self.site.domain,
@@ -128,41 +138,46 @@ pub async fn aggregate(
             )));
         }
     };
-    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let totals = |from, to| {
-        let (client, req) = (&**client, &req);
-        async move {
-            let scope = Scope {
-                site: &req.site.domain,
-                from,
-                to,
-                filter: req.filter.as_ref(),
-            };
-            let groups = compute(client, scope, None, Grouping::None, &req.metrics).await?;
-            Ok::<Group, ApiError>(groups.into_values().next().unwrap_or_default())
+    let key = format!("aggregate|{}|{compare}", req.cache_key());
+    let value = cached(&state, &req.site.domain, &key, || async {
+        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let totals = |from, to| {
+            let (client, req) = (&**client, &req);
+            async move {
+                let scope = Scope {
+                    site: &req.site.domain,
+                    from,
+                    to,
+                    filter: req.filter.as_ref(),
+                };
+                let groups = compute(client, scope, None, Grouping::None, &req.metrics).await?;
+                Ok::<Group, ApiError>(groups.into_values().next().unwrap_or_default())
+            }
+        };
+        let current = totals(req.range.from, req.range.to).await?;
+        let previous = if compare {
+            let length = req.range.to - req.range.from;
+            Some(totals(req.range.from - length, req.range.from).await?)
+        } else {
+            None
+        };
+        let mut results = Map::new();
+        for &metric in &req.metrics {
+            let value = current.value(metric);
+            let mut entry = Map::new();
+            if let Some(previous) = &previous {
+                entry.insert(
+                    "change".into(),
+                    percent_change(metric, &previous.value(metric), &value),
+                );
+            }
+            entry.insert("value".into(), value);
+            results.insert(metric.name().into(), Value::Object(entry));
         }
-    };
-    let current = totals(req.range.from, req.range.to).await?;
-    let previous = if compare {
-        let length = req.range.to - req.range.from;
-        Some(totals(req.range.from - length, req.range.from).await?)
-    } else {
-        None
-    };
-    let mut results = Map::new();
-    for &metric in &req.metrics {
-        let value = current.value(metric);
-        let mut entry = Map::new();
-        if let Some(previous) = &previous {
-            entry.insert(
-                "change".into(),
-                percent_change(metric, &previous.value(metric), &value),
-            );
-        }
-        entry.insert("value".into(), value);
-        results.insert(metric.name().into(), Value::Object(entry));
-    }
-    Ok(Json(json!({ "results": results })))
+        Ok(json!({ "results": results }))
+    })
+    .await?;
+    Ok(Json(value))
 }
 
 fn parse_interval(interval: Option<&str>, default: Interval) -> Result<Interval, ApiError> {
@@ -214,34 +229,39 @@ pub async fn timeseries(
 ) -> Result<Json<Value>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
     let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
-    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let groups = compute(
-        &**client,
-        req.scope(),
-        None,
-        Grouping::Time(interval, req.site.timezone),
-        &req.metrics,
-    )
+    let key = format!("timeseries|{}|{interval:?}", req.cache_key());
+    let value = cached(&state, &req.site.domain, &key, || async {
+        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let groups = compute(
+            &**client,
+            req.scope(),
+            None,
+            Grouping::Time(interval, req.site.timezone),
+            &req.metrics,
+        )
+        .await?;
+        let results: Vec<Value> = series(&groups, &req.range, interval)
+            .into_iter()
+            .map(|(t, group)| {
+                let mut row = Map::new();
+                row.insert("date".into(), json!(format_interval(t, interval)));
+                for &metric in &req.metrics {
+                    let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
+                        && !group.has_visits();
+                    let value = if empty {
+                        Value::Null
+                    } else {
+                        group.value(metric)
+                    };
+                    row.insert(metric.name().into(), value);
+                }
+                Value::Object(row)
+            })
+            .collect();
+        Ok(json!({ "results": results }))
+    })
     .await?;
-    let results: Vec<Value> = series(&groups, &req.range, interval)
-        .into_iter()
-        .map(|(t, group)| {
-            let mut row = Map::new();
-            row.insert("date".into(), json!(format_interval(t, interval)));
-            for &metric in &req.metrics {
-                let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
-                    && !group.has_visits();
-                let value = if empty {
-                    Value::Null
-                } else {
-                    group.value(metric)
-                };
-                row.insert(metric.name().into(), value);
-            }
-            Value::Object(row)
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(value))
 }
 
 /// Every interval of the range with its group (empty where nothing happened).
@@ -290,31 +310,36 @@ pub async fn breakdown(
     let property = parse_property(requested)?;
     let limit = parse_positive("limit", params.limit.as_deref(), 100, 1000)?;
     let page = parse_positive("page", params.page.as_deref(), 1, usize::MAX)?;
-    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let groups = compute(
-        &**client,
-        req.scope(),
-        Some(&property),
-        Grouping::Value,
-        &req.metrics,
-    )
+    let key = format!("breakdown|{}|{property}|{limit}|{page}", req.cache_key());
+    let value = cached(&state, &req.site.domain, &key, || async {
+        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let groups = compute(
+            &**client,
+            req.scope(),
+            Some(&property),
+            Grouping::Value,
+            &req.metrics,
+        )
+        .await?;
+        let rows = ranked(groups, req.metrics[0]);
+        let key = result_key(requested);
+        let results: Vec<Value> = rows
+            .into_iter()
+            .skip((page - 1).saturating_mul(limit))
+            .take(limit)
+            .map(|(value, group)| {
+                let mut row = Map::new();
+                row.insert(key.into(), json!(display_value(&property, &value)));
+                for &metric in &req.metrics {
+                    row.insert(metric.name().into(), group.value(metric));
+                }
+                Value::Object(row)
+            })
+            .collect();
+        Ok(json!({ "results": results }))
+    })
     .await?;
-    let rows = ranked(groups, req.metrics[0]);
-    let key = result_key(requested);
-    let results: Vec<Value> = rows
-        .into_iter()
-        .skip((page - 1).saturating_mul(limit))
-        .take(limit)
-        .map(|(value, group)| {
-            let mut row = Map::new();
-            row.insert(key.into(), json!(display_value(&property, &value)));
-            for &metric in &req.metrics {
-                row.insert(metric.name().into(), group.value(metric));
-            }
-            Value::Object(row)
-        })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(value))
 }
 
 /// Groups by value, highest `metric` first (ties by value), without empty groups.

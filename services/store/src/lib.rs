@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod compaction;
 pub mod live;
+pub mod login_sessions;
 pub mod postgres;
 pub mod rollups;
 pub mod salts;

@@ -42,6 +42,16 @@ impl LiveKeys {
         format!("{}:live:pages:{site}:{minute_ms}", self.prefix)
     }
 
+    /// Counter raised by the aggregator whenever the site's numbers change; part of every cache key.
+    pub fn data_version(&self, site: &str) -> String {
+        format!("{}:version:{site}", self.prefix)
+    }
+
+    /// A cached API answer for `site` at data version `version`.
+    pub fn cached(&self, site: &str, version: i64, digest: &str) -> String {
+        format!("{}:cache:{site}:{version}:{digest}", self.prefix)
+    }
+
     /// Pattern matching every key of the namespace (for clean-up).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.prefix)

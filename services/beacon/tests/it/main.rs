@@ -16,6 +16,7 @@ mod e2e;
 mod fuzz;
 mod ground_truth;
 mod live_counters;
+mod owner_access;
 mod privacy;
 mod private_postgres;
 mod truth_checks;

@@ -1,0 +1,169 @@
+// Beacon's dashboard: reads the same Stats API (v1) an API client would, with the sign-in cookie.
+"use strict";
+
+const NUMBERS = [
+  ["visitors", "Unique visitors", (v) => v.toLocaleString()],
+  ["visits", "Total visits", (v) => v.toLocaleString()],
+  ["pageviews", "Total pageviews", (v) => v.toLocaleString()],
+  ["views_per_visit", "Views per visit", (v) => v.toFixed(2)],
+  ["bounce_rate", "Bounce rate", (v) => v + "%"],
+  ["visit_duration", "Visit duration", duration],
+];
+const PANELS = [
+  ["event:page", "Top pages", "page"],
+  ["visit:source", "Sources", "source"],
+  ["visit:entry_page", "Entry pages", "entry_page"],
+  ["visit:country", "Countries", "country"],
+  ["visit:browser", "Browsers", "browser"],
+  ["visit:os", "Operating systems", "os"],
+  ["visit:device", "Devices", "device"],
+];
+
+const state = { site: null, period: "30d", filter: null };
+
+function duration(s) {
+  if (s == null) return "–";
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function api(path, params) {
+  const query = new URLSearchParams({ site_id: state.site, period: state.period, ...params });
+  if (state.filter && !("filters" in params)) query.set("filters", `${state.filter.property}==${state.filter.value}`);
+  const response = await fetch(`${path}?${query}`, { credentials: "same-origin" });
+  if (response.status === 401) { location.href = "/login"; throw new Error("signed out"); }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  if (p.get("site")) state.site = p.get("site");
+  if (p.get("period")) state.period = p.get("period");
+  state.filter = p.get("property") ? { property: p.get("property"), value: p.get("value") || "" } : null;
+}
+
+function writeHash() {
+  const p = new URLSearchParams({ site: state.site, period: state.period });
+  if (state.filter) { p.set("property", state.filter.property); p.set("value", state.filter.value); }
+  history.replaceState(null, "", "#" + p);
+}
+
+async function loadNumbers() {
+  const box = document.getElementById("numbers");
+  const metrics = state.filter && state.filter.property.startsWith("event:")
+    ? NUMBERS.filter(([m]) => ["visitors", "pageviews"].includes(m))
+    : NUMBERS;
+  const body = await api("/api/v1/stats/aggregate", { metrics: metrics.map(([m]) => m).join(","), compare: "previous_period" });
+  box.replaceChildren(...metrics.map(([metric, label, format]) => {
+    const { value, change } = body.results[metric];
+    const better = metric === "bounce_rate" ? change < 0 : change > 0;
+    const changeText = change === 0 ? "no change" : `${change > 0 ? "↑" : "↓"} ${Math.abs(change)}${metric === "bounce_rate" ? " pts" : "%"}`;
+    return el("div", { class: "number" },
+      el("div", { class: "label" }, label),
+      el("div", { class: "value", "data-metric": metric, "data-value": String(value) }, format(value)),
+      el("div", { class: `change ${change === 0 ? "" : better ? "up" : "down"}` }, changeText));
+  }));
+}
+
+async function loadChart() {
+  const body = await api("/api/v1/stats/timeseries", { metrics: "visitors,pageviews" });
+  const points = body.results;
+  const svg = document.getElementById("chart");
+  const max = Math.max(1, ...points.map((p) => Math.max(p.visitors, p.pageviews)));
+  const x = (i) => (points.length < 2 ? 400 : (i / (points.length - 1)) * 790 + 5);
+  const y = (v) => 210 - (v / max) * 195;
+  const line = (key, color, dash) => el("polyline", {
+    points: points.map((p, i) => `${x(i)},${y(p[key])}`).join(" "),
+    fill: "none", stroke: color, "stroke-width": "2.5", "stroke-dasharray": dash, "vector-effect": "non-scaling-stroke",
+    "data-series": key,
+  });
+  svg.replaceChildren(line("pageviews", "#adb5d6", "5 4"), line("visitors", "#4c6ef5", ""));
+  for (const [i, p] of points.entries()) {
+    const dot = el("circle", { cx: x(i), cy: y(p.visitors), r: 3, fill: "#4c6ef5" });
+    dot.append(el("title", {}, `${p.date}: ${p.visitors} visitors, ${p.pageviews} pageviews`));
+    svg.append(dot);
+  }
+}
+
+async function loadPanel([property, title, key]) {
+  const panel = el("div", { class: "panel", "data-panel": property }, el("h2", {}, title));
+  try {
+    const params = { property, limit: "10" };
+    if (state.filter && state.filter.property !== property) {
+      panel.append(el("p", { class: "note" }, `Not available while filtering by ${state.filter.property}: Beacon's rollups break down one property at a time.`));
+      return panel;
+    }
+    const body = await api("/api/v1/stats/breakdown", params);
+    if (body.results.length === 0) panel.append(el("p", { class: "note" }, "Nothing yet"));
+    const top = Math.max(1, ...body.results.map((r) => r.visitors));
+    for (const row of body.results) {
+      const line = el("div", { class: "row", "data-property": property, "data-value": row[key], "data-visitors": String(row.visitors), title: "Filter by this" },
+        el("div", { class: "bar", style: `width:${(100 * row.visitors) / top}%` }),
+        el("span", {}, row[key]), el("span", {}, row.visitors.toLocaleString()));
+      line.addEventListener("click", () => {
+        const stored = row[key] === "(none)" || row[key] === "Direct / None" ? row[key] : row[key];
+        state.filter = { property, value: stored };
+        writeHash();
+        refresh();
+      });
+      panel.append(line);
+    }
+  } catch (e) {
+    panel.append(el("p", { class: "note" }, e.message));
+  }
+  return panel;
+}
+
+async function loadRealtime() {
+  if (!state.site) return;
+  try {
+    const response = await fetch(`/api/v1/stats/realtime/visitors?site_id=${encodeURIComponent(state.site)}`);
+    if (response.ok) document.querySelector('[data-metric="realtime"]').textContent = String(await response.json());
+  } catch (_) { /* the next tick tries again */ }
+}
+
+async function refresh() {
+  const error = document.getElementById("error");
+  error.hidden = true;
+  const filter = document.getElementById("filter");
+  filter.hidden = !state.filter;
+  if (state.filter) document.getElementById("filter-label").textContent = `${state.filter.property} = ${state.filter.value}`;
+  document.body.dataset.loading = "true";
+  try {
+    const panels = await Promise.all(PANELS.map(loadPanel));
+    document.getElementById("panels").replaceChildren(...panels);
+    await Promise.all([loadNumbers(), loadChart(), loadRealtime()]);
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+  }
+  document.body.dataset.loading = "false";
+}
+
+async function start() {
+  readHash();
+  const sites = await (await fetch("/api/sites")).json();
+  const picker = document.getElementById("site");
+  picker.replaceChildren(...sites.sites.map((s) => el("option", { value: s.domain }, s.domain)));
+  if (!state.site && sites.sites.length) state.site = sites.sites[0].domain;
+  if (!state.site) { document.getElementById("error").textContent = "No sites yet: add one with `beacon site add DOMAIN --owner EMAIL`."; document.getElementById("error").hidden = false; return; }
+  picker.value = state.site;
+  document.getElementById("period").value = state.period;
+  picker.addEventListener("change", () => { state.site = picker.value; state.filter = null; writeHash(); refresh(); });
+  document.getElementById("period").addEventListener("change", (e) => { state.period = e.target.value; writeHash(); refresh(); });
+  document.getElementById("clear-filter").addEventListener("click", () => { state.filter = null; writeHash(); refresh(); });
+  writeHash();
+  await refresh();
+  setInterval(loadRealtime, 10000);
+}
+
+start();

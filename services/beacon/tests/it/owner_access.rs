@@ -1,0 +1,327 @@
+//! Who may read what: API keys and the dashboard's sign-in cookie, tenant isolation on every
+//! statistics endpoint, CSRF refusal, and the query cache following new data.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+use crate::common::{Beacon, Namespace, beacon_ok, eventually, free_port, wait_ready};
+
+/// `beacon user add EMAIL --password-stdin` with `password` on stdin.
+pub fn add_user_with_password(env: &HashMap<String, String>, email: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["user", "add", email, "--password-stdin"])
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run beacon");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    assert!(child.wait().expect("wait").success(), "user add {email}");
+}
+
+struct Owners {
+    api: String,
+    collector: String,
+    alice_key: String,
+    bob_key: String,
+    _process: Beacon,
+    _ns: Namespace,
+}
+
+async fn two_owners(http: &reqwest::Client) -> Owners {
+    let ns = Namespace::new("owners");
+    let mut env = ns.env();
+    let (c, a) = (free_port(), free_port());
+    env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{c}"));
+    env.insert("BEACON_API_ADDR".into(), format!("127.0.0.1:{a}"));
+    beacon_ok(&env, &["migrate"]);
+    add_user_with_password(&env, "alice@example.com", "alice's long passphrase");
+    add_user_with_password(&env, "bob@example.com", "bob's long passphrase");
+    let key = |email: &str| {
+        beacon_ok(&env, &["key", "create", "--user", email])
+            .trim()
+            .to_string()
+    };
+    let (alice_key, bob_key) = (key("alice@example.com"), key("bob@example.com"));
+    for (site, owner) in [
+        ("alice.example", "alice@example.com"),
+        ("bob.example", "bob@example.com"),
+    ] {
+        beacon_ok(&env, &["site", "add", site, "--owner", owner]);
+    }
+    let mut process = Beacon::spawn(&env, &["all"]);
+    let api = format!("http://127.0.0.1:{a}");
+    let collector = format!("http://127.0.0.1:{c}");
+    wait_ready(
+        http,
+        &format!("{api}/readyz"),
+        &mut process,
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_ready(
+        http,
+        &format!("{collector}/readyz"),
+        &mut process,
+        Duration::from_secs(60),
+    )
+    .await;
+    Owners {
+        api,
+        collector,
+        alice_key,
+        bob_key,
+        _process: process,
+        _ns: ns,
+    }
+}
+
+/// Every statistics endpoint for `site`.
+fn endpoints(site: &str) -> Vec<String> {
+    vec![
+        format!("/api/stats?site={site}&period=day"),
+        format!("/api/v1/stats/realtime/visitors?site_id={site}"),
+        format!("/api/v1/stats/aggregate?site_id={site}&period=7d&metrics=visitors,visits"),
+        format!("/api/v1/stats/timeseries?site_id={site}&period=7d"),
+        format!("/api/v1/stats/breakdown?site_id={site}&period=7d&property=visit:source"),
+        format!(
+            "/api/v1/stats/aggregate?site_id={site}&period=7d&filters=visit:source%3D%3DGoogle"
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_owner_reads_another_owners_site_by_any_endpoint() {
+    let http = reqwest::Client::new();
+    let o = two_owners(&http).await;
+    let get = |path: String, key: Option<&str>| {
+        let request = http.get(format!("{}{path}", o.api));
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.expect("api answers");
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    for path in endpoints("alice.example") {
+        assert_eq!(
+            get(path.clone(), Some(&o.alice_key)).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+        let (status, body) = get(path.clone(), Some(&o.bob_key)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(
+            body["error"],
+            json!("site 'alice.example' not found"),
+            "{path}"
+        );
+        assert_eq!(
+            get(path.clone(), None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        assert_eq!(
+            get(path.clone(), Some("bk_0000")).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    let (_, sites) = get("/api/sites".into(), Some(&o.bob_key)).await;
+    assert_eq!(
+        sites,
+        json!({"sites": [{"domain": "bob.example", "timezone": "UTC"}]})
+    );
+    assert_eq!(
+        get("/api/pipeline".into(), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("beacon_session="))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_signs_in_with_a_strict_http_only_cookie_and_refuses_cross_site_posts() {
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let o = two_owners(&http).await;
+    let login = |email: &str, password: &str, origin: Option<&str>| {
+        let mut request = http
+            .post(format!("{}/login", o.api))
+            .form(&[("email", email), ("password", password)]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+
+    let signed_out = http.get(format!("{}/", o.api)).send().await.expect("get /");
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_out.headers()["location"], "/login");
+
+    let wrong = login("alice@example.com", "guess", None)
+        .await
+        .expect("login");
+    assert_eq!(wrong.headers()["location"], "/login?failed=1");
+    assert!(session_cookie(&wrong).is_none());
+    let unknown = login("nobody@example.com", "guess", None)
+        .await
+        .expect("login");
+    assert_eq!(unknown.headers()["location"], "/login?failed=1");
+
+    let host = o.api.trim_start_matches("http://").to_string();
+    let forged = login(
+        "alice@example.com",
+        "alice's long passphrase",
+        Some("https://evil.example"),
+    )
+    .await
+    .expect("login");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "cross-site sign-in");
+
+    let ok = login(
+        "alice@example.com",
+        "alice's long passphrase",
+        Some(&format!("http://{host}")),
+    )
+    .await
+    .expect("login");
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let set_cookie = session_cookie(&ok).expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("pair").to_string();
+    let with_cookie = |path: &str| {
+        http.get(format!("{}{path}", o.api))
+            .header("cookie", &cookie)
+            .send()
+    };
+
+    let page = with_cookie("/").await.expect("dashboard");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("html").contains("dashboard.js"));
+    assert_eq!(
+        with_cookie("/api/v1/stats/aggregate?site_id=alice.example")
+            .await
+            .expect("own")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_cookie("/api/v1/stats/aggregate?site_id=bob.example")
+            .await
+            .expect("other")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let openapi: Value = with_cookie("/api/openapi.json")
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(openapi["openapi"], json!("3.0.3"));
+
+    let forged_logout = http
+        .post(format!("{}/logout", o.api))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(forged_logout.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        with_cookie("/api/sites").await.expect("sites").status(),
+        StatusCode::OK
+    );
+
+    let logout = http
+        .post(format!("{}/logout", o.api))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert!(session_cookie(&logout).is_some_and(|c| c.contains("Max-Age=0")));
+    assert_eq!(
+        with_cookie("/api/sites").await.expect("sites").status(),
+        StatusCode::UNAUTHORIZED,
+        "the session ended on the server, not only in the browser"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_answers_follow_new_data() {
+    let http = reqwest::Client::new();
+    let o = two_owners(&http).await;
+    let pageviews = || async {
+        let body: Value = http
+            .get(format!(
+                "{}/api/v1/stats/aggregate?site_id=alice.example&period=day&metrics=pageviews",
+                o.api
+            ))
+            .bearer_auth(&o.alice_key)
+            .send()
+            .await
+            .expect("aggregate")
+            .json()
+            .await
+            .expect("json");
+        body["results"]["pageviews"]["value"].as_i64().unwrap_or(-1)
+    };
+    let send = || async {
+        let status = http
+            .post(format!("{}/track", o.collector))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+            )
+            .json(&json!({"url": "https://alice.example/"}))
+            .send()
+            .await
+            .expect("track")
+            .status();
+        assert_eq!(status, StatusCode::ACCEPTED);
+    };
+    assert_eq!(pageviews().await, 0);
+    assert_eq!(
+        pageviews().await,
+        0,
+        "the same answer again (from the cache)"
+    );
+    for expected in [1, 2] {
+        send().await;
+        eventually(
+            "the new page view in the answer",
+            Duration::from_secs(30),
+            || async { (pageviews().await == expected).then_some(()) },
+        )
+        .await;
+    }
+}
