@@ -27,8 +27,10 @@ function duration(s) {
   return m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
+const SVG_TAGS = new Set(["polyline", "circle", "title"]);
+
 function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
+  const e = SVG_TAGS.has(tag) ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   for (const c of children) e.append(c);
   return e;
@@ -161,6 +163,12 @@ async function start() {
   picker.addEventListener("change", () => { state.site = picker.value; state.filter = null; writeHash(); refresh(); });
   document.getElementById("period").addEventListener("change", (e) => { state.period = e.target.value; writeHash(); refresh(); });
   document.getElementById("clear-filter").addEventListener("click", () => { state.filter = null; writeHash(); refresh(); });
+  window.addEventListener("hashchange", () => {
+    readHash();
+    picker.value = state.site;
+    document.getElementById("period").value = state.period;
+    refresh();
+  });
   writeHash();
   await refresh();
   setInterval(loadRealtime, 10000);

@@ -18,7 +18,7 @@ use crate::common::{
 /// A desktop Chrome user agent: headless Chromium's own ("HeadlessChrome") is dropped as a bot.
 const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
 
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     let path = std::env::var("BEACON_CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let found = Command::new("which")
         .arg(&path)

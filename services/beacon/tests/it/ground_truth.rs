@@ -10,7 +10,11 @@ use serde_json::Value;
 
 use crate::common::{Beacon, Namespace, beacon_ok, eventually, free_port, wait_ready};
 use crate::dataset::{Hit, SITES, generate};
+use crate::owner_access::add_user_with_password;
 use crate::truth_checks::verify;
+
+/// The dataset owner's dashboard password.
+pub const TRUTH_PASSWORD: &str = "correct horse battery staple";
 
 /// Fields drop in order: the process stops before the namespace is cleaned up.
 pub struct Pipeline {
@@ -45,7 +49,7 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
     env.insert("BEACON_RATE_LIMIT".into(), "100000".into());
     env.insert("BEACON_SESSION_CLOSE_AFTER".into(), "4s".into());
     beacon_ok(&env, &["migrate"]);
-    beacon_ok(&env, &["user", "add", "truth@example.com"]);
+    add_user_with_password(&env, "truth@example.com", TRUTH_PASSWORD);
     let key = beacon_ok(&env, &["key", "create", "--user", "truth@example.com"])
         .trim()
         .to_string();

@@ -9,6 +9,7 @@ mod browser;
 mod collector;
 mod common;
 mod consume;
+mod dashboard_browser;
 mod dataset;
 mod dead_letters;
 mod duplicates;
