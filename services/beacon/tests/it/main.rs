@@ -18,6 +18,7 @@ mod fuzz;
 mod ground_truth;
 mod live_counters;
 mod owner_access;
+mod plausible_clients;
 mod privacy;
 mod private_postgres;
 mod truth_checks;

@@ -76,7 +76,7 @@ pub fn site_truth<'a>(
 }
 
 impl SiteTruth<'_> {
-    fn in_range(&self, from: i64, to: i64) -> (Vec<&Hit>, Vec<&ExpectedVisit>) {
+    pub fn in_range(&self, from: i64, to: i64) -> (Vec<&Hit>, Vec<&ExpectedVisit>) {
         let hits = self
             .hits
             .iter()

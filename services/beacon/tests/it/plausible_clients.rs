@@ -1,0 +1,162 @@
+//! A third-party Plausible Stats API v1 client, run unmodified against Beacon: `kctl-plausible`
+//! (PyPI, installed by scripts/test into .services/kctl) exports breakdowns, and every number must
+//! equal the ground truth of the dataset.
+//!
+//! What could not be used, and why (so nobody tries again blindly): Airbyte's `source-plausible`
+//! 0.1.14 validates `api_url` against a pattern no URL with a scheme matches, so it only ever talks
+//! to plausible.io (and its CDK does not import on Python 3.11); `kctl-plausible`'s own `stats
+//! timeseries` and `stats aggregate` commands crash in its output layer (`Output.table() got
+//! multiple values for argument 'title'`) against any server, so only its export commands run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use chrono::{Days, Utc};
+use serde_json::{Value, json};
+
+use crate::dataset::{ExpectedVisit, Hit, generate, local_midnight, metrics};
+use crate::ground_truth::{Pipeline, send_hits, start_pipeline, wait_applied};
+use crate::truth_checks::{labeller, site_truth};
+
+fn client() -> String {
+    std::env::var("BEACON_KCTL_PLAUSIBLE").unwrap_or_else(|_| {
+        panic!(
+            "BEACON_KCTL_PLAUSIBLE is not set: scripts/test installs kctl-plausible into \
+             .services/kctl and sets it"
+        )
+    })
+}
+
+/// Runs the client (profile `beacon`, its configuration in a home of the test's own) and returns
+/// what it prints.
+fn run(pipeline: &Pipeline, args: &[&str]) -> std::process::Output {
+    let home = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&pipeline.ns.name);
+    std::fs::create_dir_all(&home).expect("home");
+    Command::new(client())
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .output()
+        .expect("run kctl-plausible")
+}
+
+/// Runs a `stats` command with `--json` against Beacon's API and parses what it prints.
+fn kctl(pipeline: &Pipeline, args: &[&str]) -> Value {
+    let mut all = vec!["--json", "--quiet", "--profile", "beacon"];
+    all.extend_from_slice(args);
+    let output = run(pipeline, &all);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "kctl-plausible {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+/// The rows of a client answer, whether it prints `{"results": [...]}` or the bare list.
+fn rows(answer: &Value) -> Vec<Value> {
+    answer
+        .get("results")
+        .unwrap_or(answer)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_party_plausible_client_reads_the_right_numbers() {
+    client();
+    let http = reqwest::Client::new();
+    let pipeline = start_pipeline("kctl", &http).await;
+    let first_day = Utc::now().date_naive() - Days::new(8);
+    let dataset = generate(13, first_day, 4, 20);
+    let counted = dataset.hits.iter().filter(|h| !h.bot).count();
+    send_hits(&http, &pipeline.collector, &dataset.hits).await;
+    wait_applied(&pipeline.ns.pg().await, counted).await;
+
+    let init = run(
+        &pipeline,
+        &[
+            "config",
+            "init",
+            "--name",
+            "beacon",
+            "--url",
+            &pipeline.api,
+            "--api-key",
+            &pipeline.key,
+        ],
+    );
+    assert!(
+        init.status.success(),
+        "config init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+
+    let (site, tz) = ("gt-kolkata.test", chrono_tz::Asia::Kolkata);
+    let label = labeller(&dataset);
+    let truth = site_truth(&dataset, site, &label);
+    // `export json` asks for `period=30d`: today and the 29 days before, in the site's zone.
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let from = local_midnight(tz, today - Days::new(29)).timestamp_millis();
+    let to = local_midnight(tz, today + Days::new(1)).timestamp_millis();
+    let (hits, visits) = truth.in_range(from, to);
+    for (property, key) in [("visit:source", "source"), ("event:page", "page")] {
+        let answer = kctl(
+            &pipeline,
+            &[
+                "export",
+                "json",
+                site,
+                "--property",
+                property,
+                "--metrics",
+                "visitors,pageviews",
+            ],
+        );
+        let exported: BTreeMap<String, Value> = rows(&answer)
+            .into_iter()
+            .map(|r| (r[key].as_str().unwrap_or_default().to_string(), r))
+            .collect();
+        let mut expected: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
+        match property {
+            "event:page" => {
+                for h in hits.iter().copied().filter(|h| h.name != "engagement") {
+                    expected.entry(h.path.clone()).or_default().push(h);
+                }
+                assert_eq!(exported.len(), expected.len(), "{answer}");
+                for (page, group) in &expected {
+                    let m = metrics(group, &[]);
+                    assert_eq!(exported[page]["visitors"], m["visitors"], "{page}");
+                    assert_eq!(exported[page]["pageviews"], m["pageviews"], "{page}");
+                }
+            }
+            _ => {
+                let mut by_source: BTreeMap<String, Vec<&ExpectedVisit>> = BTreeMap::new();
+                for v in &visits {
+                    let name = match v.props["visit:source"].as_str() {
+                        "" => "Direct / None".to_string(),
+                        other => other.to_string(),
+                    };
+                    by_source.entry(name).or_default().push(v);
+                }
+                assert_eq!(
+                    exported.keys().collect::<Vec<_>>(),
+                    by_source.keys().collect::<Vec<_>>(),
+                    "{answer}"
+                );
+                for (source, group) in &by_source {
+                    let visitors: BTreeSet<usize> = group.iter().map(|v| v.visitor).collect();
+                    let pageviews: i64 = group.iter().map(|v| v.pageviews).sum();
+                    assert_eq!(
+                        exported[source]["visitors"],
+                        json!(visitors.len()),
+                        "{source}"
+                    );
+                    assert_eq!(exported[source]["pageviews"], json!(pageviews), "{source}");
+                }
+            }
+        }
+    }
+}
