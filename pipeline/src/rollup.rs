@@ -28,9 +28,51 @@ pub const TOTAL: &str = "";
 /// Property of the site-wide visit row.
 pub const VISITS: &str = "visit";
 
+/// How long a row's bucket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Span {
+    /// 15 minutes of UTC (every zone's hours and days are unions of them).
+    Quarter,
+    /// One local day of the site's time zone.
+    Day,
+}
+
+impl Span {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Span::Quarter => "15m",
+            Span::Day => "day",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "15m" => Some(Span::Quarter),
+            "day" => Some(Span::Day),
+            _ => None,
+        }
+    }
+}
+
+/// Where a site's local day starts. The pipeline knows no time zones: the caller does.
+pub trait LocalDays {
+    /// Start (Unix ms) of the local day of `site` holding `unix_ms`.
+    fn day_start(&self, site: &str, unix_ms: i64) -> i64;
+}
+
+/// Every site in UTC (tests, and sites whose zone is UTC).
+pub struct UtcDays;
+
+impl LocalDays for UtcDays {
+    fn day_start(&self, _site: &str, unix_ms: i64) -> i64 {
+        unix_ms.div_euclid(86_400_000) * 86_400_000
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
     pub site: String,
+    pub span: Span,
     pub bucket_ms: i64,
     pub property: String,
     pub value: String,
@@ -78,42 +120,47 @@ pub struct Rollup {
 impl Rollup {
     /// The deltas of a batch: its new events, and taking out the closed sessions they reopened.
     /// (The sessions the batch adds are open: they count once closed.)
-    pub fn of_batch(new_events: &[Event], transition: &Transition) -> Self {
+    pub fn of_batch(new_events: &[Event], transition: &Transition, days: &impl LocalDays) -> Self {
         let mut rollup = Rollup::default();
         for event in new_events {
-            rollup.add_event(event);
+            rollup.add_event(event, days);
         }
         for session in transition.removed.iter().filter(|s| s.closed) {
-            rollup.add_visit(session, -1);
+            rollup.add_visit(session, -1, days);
         }
         rollup.rows.retain(|_, delta| !delta.is_noop());
         rollup
     }
 
     /// The deltas of closing these (open) sessions.
-    pub fn of_closed(sessions: &[Session]) -> Self {
+    pub fn of_closed(sessions: &[Session], days: &impl LocalDays) -> Self {
         let mut rollup = Rollup::default();
         for session in sessions {
-            rollup.add_visit(session, 1);
+            rollup.add_visit(session, 1, days);
         }
         rollup
     }
 
     /// An event's contribution to the event rows. Engagement pings have none.
-    pub fn add_event(&mut self, event: &Event) {
+    pub fn add_event(&mut self, event: &Event, days: &impl LocalDays) {
         if event.is_engagement() {
             return;
         }
         let pageview = event.is_pageview();
-        let bucket_ms = bucket_start(event.timestamp_ms);
+        let buckets = [
+            (Span::Quarter, bucket_start(event.timestamp_ms)),
+            (Span::Day, days.day_start(&event.site, event.timestamp_ms)),
+        ];
         let mut touch = |property: &str, value: &str| {
-            let delta = self.row(&event.site, bucket_ms, property, value);
-            if pageview {
-                delta.pageviews += 1;
-            } else {
-                delta.events += 1;
+            for (span, bucket_ms) in buckets {
+                let delta = self.row(&event.site, span, bucket_ms, property, value);
+                if pageview {
+                    delta.pageviews += 1;
+                } else {
+                    delta.events += 1;
+                }
+                delta.visitors.insert(event.visitor_id);
             }
-            delta.visitors.insert(event.visitor_id);
         };
         touch(TOTAL, "");
         touch("event:page", &event.pathname);
@@ -126,11 +173,14 @@ impl Rollup {
 
     /// Adds (`sign` 1) or removes (`sign` -1) a session's contribution to the visit rows.
     /// Sessions that are not visits (only engagement pings) contribute nothing.
-    pub fn add_visit(&mut self, session: &Session, sign: i64) {
+    pub fn add_visit(&mut self, session: &Session, sign: i64, days: &impl LocalDays) {
         if !session.is_visit() {
             return;
         }
-        let bucket_ms = bucket_start(session.start_ms);
+        let buckets = [
+            (Span::Quarter, bucket_start(session.start_ms)),
+            (Span::Day, days.day_start(&session.site, session.start_ms)),
+        ];
         let attrs = session.attrs.value.properties();
         let entry_exit = [
             ("visit:entry_page", session.entry_page()),
@@ -138,22 +188,32 @@ impl Rollup {
         ];
         let properties = [(VISITS, "")].into_iter().chain(attrs).chain(entry_exit);
         for (property, value) in properties {
-            let delta = self.row(&session.site, bucket_ms, property, value);
-            delta.visits += sign;
-            delta.bounces += sign * i64::from(session.is_bounce());
-            delta.duration_ms += sign * session.duration_ms();
-            delta.pageviews += sign * session.pageviews;
-            delta.events += sign * session.events;
-            if sign > 0 {
-                delta.visitors.insert(session.visitor_id);
+            for (span, bucket_ms) in buckets {
+                let delta = self.row(&session.site, span, bucket_ms, property, value);
+                delta.visits += sign;
+                delta.bounces += sign * i64::from(session.is_bounce());
+                delta.duration_ms += sign * session.duration_ms();
+                delta.pageviews += sign * session.pageviews;
+                delta.events += sign * session.events;
+                if sign > 0 {
+                    delta.visitors.insert(session.visitor_id);
+                }
             }
         }
     }
 
-    fn row(&mut self, site: &str, bucket_ms: i64, property: &str, value: &str) -> &mut Delta {
+    fn row(
+        &mut self,
+        site: &str,
+        span: Span,
+        bucket_ms: i64,
+        property: &str,
+        value: &str,
+    ) -> &mut Delta {
         self.rows
             .entry(RowKey {
                 site: site.to_owned(),
+                span,
                 bucket_ms,
                 property: property.to_owned(),
                 value: value.to_owned(),
@@ -181,6 +241,7 @@ mod tests {
     fn key(site: &str, bucket_ms: i64, property: &str, value: &str) -> RowKey {
         RowKey {
             site: site.into(),
+            span: Span::Quarter,
             bucket_ms,
             property: property.into(),
             value: value.into(),
@@ -200,7 +261,7 @@ mod tests {
             event("a.com", "pageview", t + BUCKET_MS, 1),
             event("b.com", "pageview", t, 1),
         ];
-        let rollup = Rollup::of_batch(&events, &Transition::default());
+        let rollup = Rollup::of_batch(&events, &Transition::default(), &UtcDays);
         let total = &rollup.rows[&key("a.com", t, TOTAL, "")];
         assert_eq!((total.pageviews, total.events), (2, 1));
         assert_eq!(
@@ -237,12 +298,12 @@ mod tests {
         let mut total = Rollup::default();
         for batch in [&first[..], &second[..], &bridge[..]] {
             let transition = plan(&stored, batch);
-            total.merge(&Rollup::of_batch(batch, &transition));
+            total.merge(&Rollup::of_batch(batch, &transition, &UtcDays));
             stored.retain(|s| !transition.removed.contains(s));
             stored.extend(transition.added);
             // Everything goes quiet between batches: the open sessions close.
             let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
-            total.merge(&Rollup::of_closed(&open));
+            total.merge(&Rollup::of_closed(&open, &UtcDays));
             for s in &mut stored {
                 s.closed = true;
             }
@@ -251,14 +312,14 @@ mod tests {
         let visits: i64 = total
             .rows
             .iter()
-            .filter(|(k, _)| k.property == VISITS)
+            .filter(|(k, _)| k.property == VISITS && k.span == Span::Quarter)
             .map(|(_, d)| d.visits)
             .sum();
         assert_eq!(visits, 1);
         let bounces: i64 = total
             .rows
             .iter()
-            .filter(|(k, _)| k.property == VISITS)
+            .filter(|(k, _)| k.property == VISITS && k.span == Span::Quarter)
             .map(|(_, d)| d.bounces)
             .sum();
         assert_eq!(bounces, 0);
@@ -299,7 +360,7 @@ mod tests {
             let mut applied = Rollup::default();
             let close = |stored: &mut Vec<Session>, applied: &mut Rollup| {
                 let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
-                applied.merge(&Rollup::of_closed(&open));
+                applied.merge(&Rollup::of_closed(&open, &UtcDays));
                 for s in stored.iter_mut() {
                     s.closed = true;
                 }
@@ -307,7 +368,7 @@ mod tests {
             for (i, w) in cuts.windows(2).enumerate() {
                 let batch = &events[w[0]..w[1]];
                 let transition = plan(&stored, batch);
-                applied.merge(&Rollup::of_batch(batch, &transition));
+                applied.merge(&Rollup::of_batch(batch, &transition, &UtcDays));
                 stored.retain(|s| !transition.removed.contains(s));
                 stored.extend(transition.added);
                 if close_after.get(i).copied().unwrap_or(false) {
@@ -317,10 +378,10 @@ mod tests {
             close(&mut stored, &mut applied);
             let mut expected = Rollup::default();
             for e in &events {
-                expected.add_event(e);
+                expected.add_event(e, &UtcDays);
             }
             for s in &stored {
-                expected.add_visit(s, 1);
+                expected.add_visit(s, 1, &UtcDays);
             }
             let counters = |r: &Rollup| -> BTreeMap<RowKey, [i64; 5]> {
                 r.rows.iter()
@@ -329,6 +390,21 @@ mod tests {
                     .collect()
             };
             prop_assert_eq!(counters(&applied), counters(&expected));
+
+            // A day row holds exactly the sum of its day's 15-minute rows.
+            let mut quarters_by_day: BTreeMap<RowKey, [i64; 5]> = BTreeMap::new();
+            for (key, c) in counters(&applied) {
+                if key.span == Span::Quarter {
+                    let day = RowKey { span: Span::Day, bucket_ms: UtcDays.day_start(&key.site, key.bucket_ms), ..key };
+                    let sum = quarters_by_day.entry(day).or_default();
+                    for (s, x) in sum.iter_mut().zip(c) {
+                        *s += x;
+                    }
+                }
+            }
+            let days: BTreeMap<RowKey, [i64; 5]> =
+                counters(&applied).into_iter().filter(|(k, _)| k.span == Span::Day).collect();
+            prop_assert_eq!(days, quarters_by_day);
         }
     }
 }

@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
             .get()
             .await?
             .query_one(
-                "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = ''",
+                "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = '' AND span = '15m'",
                 &[],
             )
             .await?

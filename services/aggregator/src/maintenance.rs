@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use beacon_pipeline::rollup::Rollup;
 use beacon_runtime::CancellationToken;
+use beacon_store::zones::Zones;
 use beacon_store::{Pool, StoreError, rollups, sessions};
 
 /// Sessions closed per transaction, so a backfill's many visits close in bounded steps.
@@ -54,8 +55,7 @@ impl Maintenance {
         if done.days > 0 {
             tracing::info!(
                 days = done.days,
-                rows_before = done.rows_before,
-                rows_after = done.rows_after,
+                rows_deleted = done.rows_deleted,
                 "compacted rollups"
             );
         }
@@ -73,7 +73,8 @@ pub async fn close_quiet_sessions(pool: &Pool, close_after: Duration) -> Result<
             let tx = client.transaction().await?;
             rollups::lock_sites(&*tx, &[site.as_str()]).await?;
             let quiet = sessions::close_idle(&*tx, &site, close_after, CLOSE_BATCH).await?;
-            rollups::apply(&*tx, &Rollup::of_closed(&quiet)).await?;
+            let zones = Zones::load(&*tx, &[site.as_str()]).await?;
+            rollups::apply(&*tx, &Rollup::of_closed(&quiet, &zones)).await?;
             tx.commit().await?;
             closed += quiet.len() as u64;
             if (quiet.len() as i64) < CLOSE_BATCH {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use beacon_pipeline::rollup::Rollup;
 use beacon_pipeline::session::{Session, plan, visitor_ids_of};
 use beacon_schemas::Event;
+use beacon_store::zones::Zones;
 use beacon_store::{Pool, StoreError, rollups, sessions};
 use uuid::Uuid;
 
@@ -49,7 +50,8 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
         metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
     }
     sessions::replace(&*tx, &transition.removed, &transition.added).await?;
-    rollups::apply(&*tx, &Rollup::of_batch(&new_events, &transition)).await?;
+    let zones = Zones::load(&*tx, &sites).await?;
+    rollups::apply(&*tx, &Rollup::of_batch(&new_events, &transition, &zones)).await?;
     tx.commit().await?;
     Ok(new_events)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_pipeline::rollup::{TOTAL, VISITS};
+use beacon_pipeline::rollup::{Span, TOTAL, VISITS};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -121,6 +121,7 @@ fn is_visit_property(property: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub site: &'a str,
+    pub tz: chrono_tz::Tz,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub filter: Option<&'a Filter>,
@@ -136,10 +137,16 @@ pub async fn compute(
 ) -> Result<BTreeMap<GroupKey, Group>, ApiError> {
     let Scope {
         site,
+        tz,
         from,
         to,
         filter,
     } = scope;
+    // Ranges are whole local days: day rows answer everything but hourly series.
+    let span = match grouping {
+        Grouping::Time(crate::period::Interval::Hour, _) => Span::Quarter,
+        _ => Span::Day,
+    };
     let all = ValueMatch::All;
     let (property, values) = match (breakdown, filter) {
         (None, None) => (None, &all),
@@ -156,6 +163,8 @@ pub async fn compute(
     };
     let query = |property, values| RollupQuery {
         site,
+        tz,
+        span,
         property,
         from,
         to,

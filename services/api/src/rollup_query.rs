@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use beacon_pipeline::rollup::{Rollup, VISITS};
+use beacon_pipeline::rollup::{Rollup, Span, VISITS};
 use beacon_pipeline::sketch::VisitorSketch;
+use beacon_store::zones::Zones;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use tokio_postgres::types::ToSql;
@@ -67,6 +68,10 @@ pub enum GroupKey {
 
 pub struct RollupQuery<'a> {
     pub site: &'a str,
+    /// The site's zone (where its day rows and open visits' days start).
+    pub tz: Tz,
+    /// Day rows unless the grouping needs hours.
+    pub span: Span,
     pub property: &'a str,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -79,8 +84,9 @@ impl RollupQuery<'_> {
         &self,
         client: &impl tokio_postgres::GenericClient,
     ) -> Result<BTreeMap<GroupKey, Sums>, ApiError> {
+        let span = self.span.as_str();
         let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&self.site, &self.property, &self.from, &self.to];
+            vec![&self.site, &self.property, &self.from, &self.to, &span];
         let list: Vec<&str>;
         let value_clause = match self.values {
             ValueMatch::All => "",
@@ -91,10 +97,10 @@ impl RollupQuery<'_> {
                 list = v.iter().map(String::as_str).collect();
                 params.push(&list);
                 match self.values {
-                    ValueMatch::In(_) => "AND value = ANY($5)",
-                    ValueMatch::NotIn(_) => "AND NOT (value = ANY($5))",
-                    ValueMatch::Like(_) => "AND value LIKE ANY($5)",
-                    _ => "AND NOT (value LIKE ANY($5))",
+                    ValueMatch::In(_) => "AND value = ANY($6)",
+                    ValueMatch::NotIn(_) => "AND NOT (value = ANY($6))",
+                    ValueMatch::Like(_) => "AND value LIKE ANY($6)",
+                    _ => "AND NOT (value LIKE ANY($6))",
                 }
             }
         };
@@ -117,7 +123,8 @@ impl RollupQuery<'_> {
                     sum(bounces)::int8, sum(duration_ms)::int8,
                     array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)
              FROM rollups
-             WHERE site = $1 AND property = $2 AND bucket >= $3 AND bucket < $4 {value_clause}
+             WHERE site = $1 AND property = $2 AND span = $5 AND bucket >= $3 AND bucket < $4
+                 {value_clause}
              GROUP BY g"
         );
         let rows = client
@@ -169,11 +176,11 @@ impl RollupQuery<'_> {
         )
         .await
         .map_err(ApiError::unavailable)?;
-        let rollup = Rollup::of_closed(&open);
+        let rollup = Rollup::of_closed(&open, &Zones::of(self.site, self.tz));
         for (key, delta) in rollup
             .rows
             .iter()
-            .filter(|(k, _)| k.property == self.property)
+            .filter(|(k, _)| k.property == self.property && k.span == self.span)
         {
             if !self.values.matches(&key.value) {
                 continue;

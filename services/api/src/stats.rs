@@ -91,6 +91,7 @@ pub async fn summary(
     let query = |grouping, breakdown, metrics: &'static [Metric]| {
         let scope = Scope {
             site: &site.domain,
+            tz: site.timezone,
             from: range.from,
             to: range.to,
             filter: None,

@@ -55,6 +55,7 @@ impl Request {
     fn scope(&self) -> Scope<'_> {
         Scope {
             site: &self.site.domain,
+            tz: self.site.timezone,
             from: self.range.from,
             to: self.range.to,
             filter: self.filter.as_ref(),
@@ -146,6 +147,7 @@ pub async fn aggregate(
             async move {
                 let scope = Scope {
                     site: &req.site.domain,
+                    tz: req.site.timezone,
                     from,
                     to,
                     filter: req.filter.as_ref(),

@@ -119,8 +119,8 @@ pub async fn compact(config: &Config, older_than: std::time::Duration) -> anyhow
     let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
     let done = beacon_store::compaction::compact(&pool, before).await?;
     println!(
-        "compacted {} site-days: {} rows into {}",
-        done.days, done.rows_before, done.rows_after
+        "compacted {} site-days: {} 15-minute rows deleted (their day rows stay)",
+        done.days, done.rows_deleted
     );
     Ok(())
 }

@@ -20,13 +20,16 @@ CREATE TABLE sessions (
 -- Only columns a visit's update never changes are indexed, so extending a visit is a HOT update.
 CREATE INDEX sessions_open ON sessions (site) WHERE NOT closed;
 
--- Counters per site, 15-minute bucket (UTC start), property and value. property '' is the
--- site-wide event row, 'visit' the site-wide visit row; see pipeline/src/rollup.rs.
--- visitors is a VisitorSketch (pipeline/src/sketch.rs); NULL means no visitor yet.
+-- Counters per site, property, value and bucket. span '15m': 15-minute buckets of UTC (hourly
+-- series); span 'day': local days of the site's zone, bucket = the local midnight (every other
+-- query). Every delta is written to both. property '' is the site-wide event row, 'visit' the
+-- site-wide visit row; see pipeline/src/rollup.rs. visitors is a VisitorSketch
+-- (pipeline/src/sketch.rs); NULL means no visitor yet.
 CREATE TABLE rollups (
     site        text        NOT NULL,
     property    text        NOT NULL,
     value       text        NOT NULL,
+    span        text        NOT NULL CHECK (span IN ('15m', 'day')),
     bucket      timestamptz NOT NULL,
     pageviews   bigint      NOT NULL DEFAULT 0,
     events      bigint      NOT NULL DEFAULT 0,
@@ -34,9 +37,11 @@ CREATE TABLE rollups (
     bounces     bigint      NOT NULL DEFAULT 0,
     duration_ms bigint      NOT NULL DEFAULT 0,
     visitors    bytea,
-    PRIMARY KEY (site, property, value, bucket)
+    PRIMARY KEY (site, property, span, value, bucket)
 );
 
-INSERT INTO rollups (site, property, value, bucket, pageviews, events)
-SELECT site, '', '', bucket, pageviews, events FROM rollup_counts;
+-- rollup_counts had page views and custom events per UTC 15-minute bucket only (no visitors, no
+-- visits): they carry over as 15-minute rows. Day rows for that history need a replay.
+INSERT INTO rollups (site, property, value, span, bucket, pageviews, events)
+SELECT site, '', '', '15m', bucket, pageviews, events FROM rollup_counts;
 DROP TABLE rollup_counts;

@@ -13,6 +13,7 @@ pub mod salts;
 pub mod sessions;
 pub mod sites;
 pub mod users;
+pub mod zones;
 
 pub use archive::Archive;
 pub use live::LiveKeys;

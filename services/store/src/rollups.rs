@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use beacon_pipeline::rollup::{Delta, Rollup, RowKey};
+use beacon_pipeline::rollup::{Delta, Rollup, RowKey, Span};
 use beacon_pipeline::sketch::VisitorSketch;
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
@@ -45,6 +45,7 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
     let mut sites = Vec::with_capacity(n);
     let mut properties = Vec::with_capacity(n);
     let mut values = Vec::with_capacity(n);
+    let mut spans = Vec::with_capacity(n);
     let mut buckets = Vec::with_capacity(n);
     let mut pageviews = Vec::with_capacity(n);
     let mut events = Vec::with_capacity(n);
@@ -56,6 +57,7 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
         sites.push(key.site.as_str());
         properties.push(key.property.as_str());
         values.push(key.value.as_str());
+        spans.push(key.span.as_str());
         buckets.push(bucket_time(key.bucket_ms));
         pageviews.push(delta.pageviews);
         events.push(delta.events);
@@ -66,11 +68,12 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
     }
     client
         .execute(
-            "INSERT INTO rollups AS r (site, property, value, bucket, pageviews, events, visits,
-                 bounces, duration_ms, visitors)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-                 $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::bytea[])
-             ON CONFLICT (site, property, value, bucket) DO UPDATE SET
+            "INSERT INTO rollups AS r (site, property, value, span, bucket, pageviews, events,
+                 visits, bounces, duration_ms, visitors)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                 $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+                 $11::bytea[])
+             ON CONFLICT (site, property, span, value, bucket) DO UPDATE SET
                  pageviews = r.pageviews + EXCLUDED.pageviews,
                  events = r.events + EXCLUDED.events,
                  visits = r.visits + EXCLUDED.visits,
@@ -81,6 +84,7 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
                 &sites,
                 &properties,
                 &values,
+                &spans,
                 &buckets,
                 &pageviews,
                 &events,
@@ -127,27 +131,31 @@ async fn stored_sketches(
     let sites: Vec<&str> = keys.iter().map(|k| k.site.as_str()).collect();
     let properties: Vec<&str> = keys.iter().map(|k| k.property.as_str()).collect();
     let values: Vec<&str> = keys.iter().map(|k| k.value.as_str()).collect();
+    let spans: Vec<&str> = keys.iter().map(|k| k.span.as_str()).collect();
     let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| bucket_time(k.bucket_ms)).collect();
     let rows = client
         .query(
-            "SELECT r.site, r.property, r.value, r.bucket, r.visitors
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                 AS k (site, property, value, bucket)
-             JOIN rollups r USING (site, property, value, bucket)
+            "SELECT r.site, r.property, r.value, r.span, r.bucket, r.visitors
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                 AS k (site, property, value, span, bucket)
+             JOIN rollups r USING (site, property, value, span, bucket)
              WHERE r.visitors IS NOT NULL",
-            &[&sites, &properties, &values, &buckets],
+            &[&sites, &properties, &values, &spans, &buckets],
         )
         .await?;
     let mut stored = HashMap::with_capacity(rows.len());
     for row in rows {
-        let bucket: DateTime<Utc> = row.try_get(3)?;
+        let span: &str = row.try_get(3)?;
+        let bucket: DateTime<Utc> = row.try_get(4)?;
         let key = RowKey {
             site: row.try_get(0)?,
             property: row.try_get(1)?,
             value: row.try_get(2)?,
+            span: Span::parse(span)
+                .ok_or_else(|| StoreError::Invalid(format!("unknown rollup span {span}")))?,
             bucket_ms: bucket.timestamp_millis(),
         };
-        stored.insert(key, row.try_get(4)?);
+        stored.insert(key, row.try_get(5)?);
     }
     Ok(stored)
 }

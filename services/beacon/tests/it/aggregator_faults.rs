@@ -27,7 +27,7 @@ async fn rollup_total(pool: &beacon_store::Pool) -> i64 {
     let client = pool.get().await.expect("pg");
     client
         .query_one(
-            "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = ''",
+            "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = '' AND span = '15m'",
             &[],
         )
         .await

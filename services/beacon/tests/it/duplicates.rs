@@ -81,7 +81,7 @@ async fn every_copy_of_an_event_counts_once() {
     assert_eq!(archived_ids(&archive).await, expected);
     let total: i64 = client
         .query_one(
-            "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = ''",
+            "SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = '' AND span = '15m'",
             &[],
         )
         .await

@@ -121,7 +121,7 @@ async fn rollup_sum(ns: &Namespace) -> i64 {
     let pool = ns.pg().await;
     let client = pool.get().await.expect("pg");
     client
-        .query_one("SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = '' AND site = 'example.com'", &[])
+        .query_one("SELECT coalesce(sum(pageviews), 0)::int8 FROM rollups WHERE property = '' AND span = '15m' AND site = 'example.com'", &[])
         .await
         .expect("sum")
         .get(0)
