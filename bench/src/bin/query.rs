@@ -97,11 +97,14 @@ fn event(rng: &mut Rng, day: i64, ts: i64, daily_visitors: u64) -> Event {
 
 /// Writes the rollup rows of `args.events` events, bucket by bucket, as the aggregator would
 /// after closing each bucket's visits.
-async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::Result<u64> {
+/// Returns the number of rows written and the page views of days 1.. (the 29 days that
+/// `period=30d` ending today covers).
+async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::Result<(u64, i64)> {
     let buckets = args.days * 96;
     let per_bucket = args.events / buckets as usize;
     let mut rng = Rng(7);
     let mut rows = 0u64;
+    let mut pageviews_in_range = 0i64;
     let started = Instant::now();
     for b in 0..buckets {
         let start = first_ms + b * BUCKET_MS;
@@ -112,6 +115,9 @@ async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::
             let ts = start + (i as i64 * BUCKET_MS) / per_bucket as i64;
             let e = event(&mut rng, day, ts, args.daily_visitors);
             rollup.add_event(&e, &UtcDays);
+            if day >= 1 && e.is_pageview() {
+                pageviews_in_range += 1;
+            }
             let s = Session::of_event(&e);
             visits
                 .entry(e.visitor_id)
@@ -133,7 +139,7 @@ async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::
             );
         }
     }
-    Ok(rows)
+    Ok((rows, pageviews_in_range))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -194,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
         .and_utc()
         .timestamp_millis();
     let loading = Instant::now();
-    let rows = load(&pool, &args, first_ms).await?;
+    let (rows, expected_pageviews) = load(&pool, &args, first_ms).await?;
     let load_secs = loading.elapsed().as_secs_f64();
     let client = pool.get().await?;
     let size: String = client
@@ -265,6 +271,37 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
     ];
+    // The answers are the real numbers, not fast nonsense.
+    let check: serde_json::Value = http
+        .get(format!("{api}{}", queries[0].1))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let pageviews = check["results"]["pageviews"]["value"]
+        .as_i64()
+        .unwrap_or(-1);
+    anyhow::ensure!(
+        pageviews == expected_pageviews,
+        "aggregate says {pageviews} page views, {expected_pageviews} were loaded: {check}"
+    );
+    // Visitor ids differ per day: about 29 days × the distinct visitors of a day.
+    let per_day = args.daily_visitors as f64
+        * (1.0 - (-(args.events as f64 / args.days as f64) / args.daily_visitors as f64).exp());
+    let visitors = check["results"]["visitors"]["value"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let error = (visitors - 29.0 * per_day).abs() / (29.0 * per_day);
+    anyhow::ensure!(
+        error < 0.02,
+        "visitors {visitors}, expected about {:.0}",
+        29.0 * per_day
+    );
+    println!(
+        "check: {pageviews} page views, {visitors} visitors (expected about {:.0})",
+        29.0 * per_day
+    );
     let (health_p50, health_p99) =
         measure(&http, &format!("{api}/healthz"), &key, args.requests, None).await?;
     let mut table = String::new();

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{Days, NaiveDate, TimeZone};
+use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use serde_json::{Value, json};
 
 use crate::dataset::{
@@ -286,6 +286,25 @@ pub async fn verify(
             week_end,
             "date",
         ));
+        ranges.push((
+            format!("period=30d&date={}", day(last_day)),
+            last_day - Days::new(29),
+            last_day,
+            "date",
+        ));
+        let month_start = last_day.with_day(1).expect("a first day");
+        ranges.push((
+            format!("period=month&date={}", day(last_day)),
+            month_start,
+            month_start + Months::new(1) - Days::new(1),
+            "date",
+        ));
+        ranges.push((
+            format!("period=6mo&date={}", day(last_day)),
+            month_start - Months::new(5),
+            last_day,
+            "month",
+        ));
 
         for (period, first, last, interval) in &ranges {
             let from = local_midnight(tz, *first).timestamp_millis();
@@ -315,7 +334,11 @@ pub async fn verify(
             let mut starts = Vec::new();
             let mut d = *first;
             while d <= *last {
-                if *interval == "hour" {
+                if *interval == "month" {
+                    if d.day() == 1 {
+                        starts.push((day(d), local_midnight(tz, d).timestamp_millis()));
+                    }
+                } else if *interval == "hour" {
                     for h in 0..24 {
                         let t = tz
                             .from_local_datetime(&d.and_hms_opt(h, 0, 0).expect("an hour"))
@@ -409,19 +432,46 @@ pub async fn verify(
                     .await;
             }
 
-            // A filter answers like the matching breakdown row.
-            let filtered = checker
-                .get(&format!("/api/v1/stats/aggregate?site_id={site}&{period}&metrics=visitors,visits,bounce_rate&filters=visit:source%3D%3DGoogle"))
+            // Filters: `==`, `!=`, `|` on a visit property; a `*` wildcard on pages.
+            type VisitTest<'a> = &'a dyn Fn(&ExpectedVisit) -> bool;
+            let visit_filters: [(&str, VisitTest); 3] = [
+                ("visit:source%3D%3DGoogle", &|v| {
+                    v.props["visit:source"] == "Google"
+                }),
+                ("visit:source!%3DGoogle", &|v| {
+                    v.props["visit:source"] != "Google"
+                }),
+                ("visit:source%3D%3DGoogle%7CHacker%20News", &|v| {
+                    ["Google", "Hacker News"].contains(&v.props["visit:source"].as_str())
+                }),
+            ];
+            for (filter, keep) in visit_filters {
+                let filtered = checker
+                    .get(&format!("/api/v1/stats/aggregate?site_id={site}&{period}&metrics=visitors,visits,bounce_rate,pageviews&filters={filter}"))
+                    .await;
+                let kept: Vec<&ExpectedVisit> =
+                    visits.iter().copied().filter(|v| keep(v)).collect();
+                let mut expected = visit_metrics(&kept);
+                expected
+                    .retain(|k, _| ["visitors", "visits", "bounce_rate", "pageviews"].contains(k));
+                let values = aggregate_values(&filtered);
+                checker.compare(&format!("{what} filtered by {filter}"), &values, &expected);
+            }
+            let blog = checker
+                .get(&format!("/api/v1/stats/aggregate?site_id={site}&{period}&metrics=visitors,pageviews&filters=event:page%3D%3D/blog/**"))
                 .await;
-            let google: Vec<&ExpectedVisit> = visits
+            let blog_hits: Vec<&Hit> = hits
                 .iter()
                 .copied()
-                .filter(|v| v.props["visit:source"] == "Google")
+                .filter(|h| h.path.starts_with("/blog/"))
                 .collect();
-            let mut expected = visit_metrics(&google);
-            expected.retain(|k, _| ["visitors", "visits", "bounce_rate"].contains(k));
-            let values = aggregate_values(&filtered);
-            checker.compare(&format!("{what} filtered by source"), &values, &expected);
+            let mut expected = metrics(&blog_hits, &[]);
+            expected.retain(|k, _| ["visitors", "pageviews"].contains(k));
+            checker.compare(
+                &format!("{what} filtered by /blog/**"),
+                &aggregate_values(&blog),
+                &expected,
+            );
         }
 
         // The dashboard's summary agrees too.
