@@ -18,7 +18,9 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
 
-    let sites: Vec<&str> = events.iter().map(|e| e.site.as_str()).collect();
+    let mut sites: Vec<&str> = events.iter().map(|e| e.site.as_str()).collect();
+    sites.sort_unstable();
+    sites.dedup();
     rollups::lock_sites(&*tx, &sites).await?;
 
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();

@@ -112,8 +112,8 @@ async function loadPanel([property, title, key]) {
         el("div", { class: "bar", style: `width:${(100 * row.visitors) / top}%` }),
         el("span", {}, row[key]), el("span", {}, row.visitors.toLocaleString()));
       line.addEventListener("click", () => {
-        const stored = row[key] === "(none)" || row[key] === "Direct / None" ? row[key] : row[key];
-        state.filter = { property, value: stored };
+        // Shown names ("(none)", "Direct / None") are valid filter values too.
+        state.filter = { property, value: row[key] };
         writeHash();
         refresh();
       });

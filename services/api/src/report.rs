@@ -192,12 +192,20 @@ pub async fn compute(
             let rows = query(property, values).run(client).await?;
             Ok(rows
                 .into_iter()
-                .map(|(key, sums)| {
-                    let group = Group {
-                        events: sums.clone(),
-                        visits: sums,
+                .map(|(key, mut sums)| {
+                    // Visit rows answer both halves; only the event half's sketch is ever read.
+                    let visitors = std::mem::take(&mut sums.visitors);
+                    let events = Sums {
+                        visitors,
+                        ..sums.clone()
                     };
-                    (key, group)
+                    (
+                        key,
+                        Group {
+                            events,
+                            visits: sums,
+                        },
+                    )
                 })
                 .collect())
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_pipeline::rollup::{Rollup, Span, VISITS};
+use beacon_pipeline::rollup::{Delta, Rollup, Span, VISITS};
 use beacon_pipeline::sketch::VisitorSketch;
 use beacon_store::zones::Zones;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
@@ -15,27 +15,8 @@ use tokio_postgres::types::ToSql;
 use crate::error::ApiError;
 use crate::period::Interval;
 
-/// Sums over a set of rollup rows.
-#[derive(Debug, Clone, Default)]
-pub struct Sums {
-    pub visitors: VisitorSketch,
-    pub pageviews: i64,
-    pub events: i64,
-    pub visits: i64,
-    pub bounces: i64,
-    pub duration_ms: i64,
-}
-
-impl Sums {
-    fn add(&mut self, other: &Sums) {
-        self.visitors.merge(&other.visitors);
-        self.pageviews += other.pageviews;
-        self.events += other.events;
-        self.visits += other.visits;
-        self.bounces += other.bounces;
-        self.duration_ms += other.duration_ms;
-    }
-}
+/// Sums over a set of rollup rows: the same counters and sketch a batch adds to one row.
+pub type Sums = Delta;
 
 /// Which values of the property to include.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,15 +173,7 @@ impl RollupQuery<'_> {
                     GroupKey::Time(local_start(key.bucket_ms, interval, tz))
                 }
             };
-            let sums = Sums {
-                visitors: delta.visitors.clone(),
-                pageviews: delta.pageviews,
-                events: delta.events,
-                visits: delta.visits,
-                bounces: delta.bounces,
-                duration_ms: delta.duration_ms,
-            };
-            groups.entry(group).or_default().add(&sums);
+            groups.entry(group).or_default().add(delta);
         }
         Ok(())
     }

@@ -11,13 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::{Owner, owned_site};
+use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::filters::display_value;
-use crate::period::{parse_period, resolve_period};
 use crate::report::{Metric, Scope, compute};
 use crate::rollup_query::Grouping;
-use crate::v1::{format_interval, ranked, series};
+use crate::v1::{format_interval, ranked, series, site_and_range};
 
 #[derive(Debug, Deserialize)]
 pub struct StatsQuery {
@@ -69,15 +68,15 @@ pub async fn summary(
     State(state): State<Arc<AppState>>,
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<Summary>, ApiError> {
-    let raw_site = query
-        .site
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("parameter `site` is required"))?;
-    let site = owned_site(&state, &owner, raw_site).await?;
-    let (period, date) = parse_period(query.period.as_deref(), query.date.as_deref())
-        .map_err(|e| ApiError::bad_request(e.0))?;
-    let today = date.unwrap_or_else(|| Utc::now().with_timezone(&site.timezone).date_naive());
-    let range = resolve_period(period, today, site.timezone);
+    let (site, period, range) = site_and_range(
+        &state,
+        &owner,
+        "site",
+        query.site.as_deref(),
+        query.period.as_deref(),
+        query.date.as_deref(),
+    )
+    .await?;
     const ALL_METRICS: [Metric; 7] = [
         Metric::Visitors,
         Metric::Visits,

@@ -16,7 +16,7 @@ use crate::auth::{Owner, owned_site};
 use crate::cache::cached;
 use crate::error::ApiError;
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
-use crate::period::{Interval, Range, parse_period, resolve_period};
+use crate::period::{Interval, Period, Range, parse_period, resolve_period};
 use crate::report::{Filter, Group, Metric, Scope, compute};
 use crate::rollup_query::{GroupKey, Grouping};
 
@@ -63,16 +63,35 @@ impl Request {
     }
 }
 
-async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Request, ApiError> {
-    let raw_site = params
-        .site_id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("parameter `site_id` is required"))?;
+/// The owner's site named by the parameter `name` (required), and the period resolved to a UTC
+/// range of whole days in the site's zone.
+pub async fn site_and_range(
+    state: &AppState,
+    owner: &Owner,
+    name: &str,
+    raw_site: Option<&str>,
+    period: Option<&str>,
+    date: Option<&str>,
+) -> Result<(Site, Period, Range), ApiError> {
+    let raw_site =
+        raw_site.ok_or_else(|| ApiError::bad_request(format!("parameter `{name}` is required")))?;
     let site = owned_site(state, owner, raw_site).await?;
-    let (period, date) = parse_period(params.period.as_deref(), params.date.as_deref())
-        .map_err(|e| ApiError::bad_request(e.0))?;
+    let (period, date) = parse_period(period, date).map_err(|e| ApiError::bad_request(e.0))?;
     let today = date.unwrap_or_else(|| Utc::now().with_timezone(&site.timezone).date_naive());
     let range = resolve_period(period, today, site.timezone);
+    Ok((site, period, range))
+}
+
+async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Request, ApiError> {
+    let (site, _, range) = site_and_range(
+        state,
+        owner,
+        "site_id",
+        params.site_id.as_deref(),
+        params.period.as_deref(),
+        params.date.as_deref(),
+    )
+    .await?;
     let metrics = params
         .metrics
         .as_deref()
@@ -100,16 +119,15 @@ pub async fn realtime_visitors(
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("parameter `site_id` is required"))?;
     let site = owned_site(&state, &owner, raw_site).await?;
-    let live = beacon_store::live::read(
+    let visitors = beacon_store::live::visitors_now(
         &state.redis,
         &state.live_keys,
         &site.domain,
         Utc::now().timestamp_millis(),
-        0,
     )
     .await
     .map_err(ApiError::unavailable)?;
-    Ok(Json(live.visitors))
+    Ok(Json(visitors))
 }
 
 fn percent_change(metric: Metric, old: &Value, new: &Value) -> Value {

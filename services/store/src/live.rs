@@ -82,6 +82,22 @@ pub struct LiveStats {
     pub top_pages: Vec<(String, u64)>,
 }
 
+/// Distinct visitors of `site` with an event in the five minutes before `now_ms`.
+pub async fn visitors_now(
+    client: &Client,
+    keys: &LiveKeys,
+    site: &str,
+    now_ms: i64,
+) -> Result<u64, fred::error::Error> {
+    client
+        .zcount(
+            keys.visitors(site),
+            (now_ms - LIVE_WINDOW_MS) as f64,
+            f64::INFINITY,
+        )
+        .await
+}
+
 /// Reads the live counters of `site` as of `now_ms`.
 pub async fn read(
     client: &Client,
@@ -90,13 +106,7 @@ pub async fn read(
     now_ms: i64,
     top: usize,
 ) -> Result<LiveStats, fred::error::Error> {
-    let visitors: u64 = client
-        .zcount(
-            keys.visitors(site),
-            (now_ms - LIVE_WINDOW_MS) as f64,
-            f64::INFINITY,
-        )
-        .await?;
+    let visitors = visitors_now(client, keys, site, now_ms).await?;
     let current = minute_start(now_ms);
     let minutes: Vec<i64> = (0..PAGEVIEW_MINUTES)
         .rev()

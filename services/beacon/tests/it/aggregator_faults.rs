@@ -8,11 +8,10 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use crate::common::{
-    Beacon, Namespace, beacon_ok, eventually, free_port, publish_events, redis_url, stream_events,
-    wait_ready,
+    Beacon, Namespace, beacon_ok, free_port, publish_events, redis_url, stream_events, wait_ready,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
-use crate::ground_truth::{geoip_db, send_chunk, wait_applied};
+use crate::ground_truth::{count, geoip_db, send_chunk, wait_applied, wait_visits_closed};
 use crate::private_postgres::PrivatePostgres;
 use crate::truth_checks::verify;
 
@@ -221,19 +220,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
     let pool = beacon_store::postgres::pool(&pg.url(), &ns.name, 2).expect("pool");
     wait_applied(&pool, counted).await;
     verify(&http, &api, &key, &dataset, "after the faults", true).await;
-    eventually("every visit to close", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            let client = pool.get().await.ok()?;
-            let open: i64 = client
-                .query_one("SELECT count(*) FROM sessions WHERE NOT closed", &[])
-                .await
-                .ok()?
-                .get(0);
-            (open == 0).then_some(())
-        }
-    })
-    .await;
+    wait_visits_closed(&pool).await;
     verify(
         &http,
         &api,
@@ -243,15 +230,12 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         true,
     )
     .await;
-    let applied: i64 = pool
-        .get()
-        .await
-        .expect("pg")
-        .query_one("SELECT count(*) FROM applied_events", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(applied, counted as i64, "one applied id per counted hit");
+    let applied = count(&pool, "SELECT count(*) FROM applied_events").await;
+    assert_eq!(
+        applied,
+        Some(counted as i64),
+        "one applied id per counted hit"
+    );
     for p in survivors.iter_mut().chain([&mut front, &mut api_process]) {
         p.assert_running();
     }

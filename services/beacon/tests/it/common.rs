@@ -163,6 +163,15 @@ fn log_dir() -> PathBuf {
     dir
 }
 
+/// Blocks until something accepts connections on 127.0.0.1:`port`; panics after `timeout`.
+pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs `beacon ARGS` to completion; panics with its output if it fails.
 pub fn beacon_ok(env: &HashMap<String, String>, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_beacon"))
@@ -418,15 +427,7 @@ impl PrivateMongo {
             .spawn()
             .expect("start SecantusDB");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "SecantusDB did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(self.port, "SecantusDB", Duration::from_secs(30));
     }
 
     /// Stops the server (SIGTERM, then waits).
@@ -529,15 +530,7 @@ impl PrivateNats {
             .spawn()
             .expect("nats-server must be installed (scripts/services installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.port, "nats-server", Duration::from_secs(10));
     }
 
     pub fn stop(&mut self) {

@@ -115,24 +115,31 @@ pub async fn send_chunk(http: &reqwest::Client, collector: &str, bodies: &[&Valu
     }
 }
 
+/// `SELECT count(*) …` on `pool`; `None` while the database cannot answer.
+pub async fn count(pool: &beacon_store::Pool, sql: &str) -> Option<i64> {
+    let client = pool.get().await.ok()?;
+    Some(client.query_one(sql, &[]).await.ok()?.get(0))
+}
+
 /// Waits until the aggregator has applied every counted hit.
 pub async fn wait_applied(pool: &beacon_store::Pool, expected: usize) {
     eventually(
         "the aggregator to apply every hit",
         Duration::from_secs(120),
-        || {
-            let pool = pool.clone();
-            async move {
-                let client = pool.get().await.ok()?;
-                let n: i64 = client
-                    .query_one("SELECT count(*) FROM applied_events", &[])
-                    .await
-                    .ok()?
-                    .get(0);
-                (n as usize >= expected).then_some(())
-            }
+        || async {
+            let n = count(pool, "SELECT count(*) FROM applied_events").await?;
+            (n as usize >= expected).then_some(())
         },
     )
+    .await;
+}
+
+/// Waits until every visit has closed into the rollups.
+pub async fn wait_visits_closed(pool: &beacon_store::Pool) {
+    eventually("every visit to close", Duration::from_secs(60), || async {
+        let open = count(pool, "SELECT count(*) FROM sessions WHERE NOT closed").await?;
+        (open == 0).then_some(())
+    })
     .await;
 }
 
@@ -152,15 +159,11 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
     // First while the latest visits are still open (counted from the sessions table), then once
     // every visit has closed into the rollups.
     let pool = pipeline.ns.pg().await;
-    let open: i64 = pool
-        .get()
-        .await
-        .expect("pg")
-        .query_one("SELECT count(*) FROM sessions WHERE NOT closed", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert!(open > 0, "some visits are still open for the first check");
+    let open = count(&pool, "SELECT count(*) FROM sessions WHERE NOT closed").await;
+    assert!(
+        open > Some(0),
+        "some visits are still open for the first check"
+    );
     verify(
         &http,
         &pipeline.api,
@@ -170,19 +173,7 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
         true,
     )
     .await;
-    eventually("every visit to close", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            let client = pool.get().await.ok()?;
-            let open: i64 = client
-                .query_one("SELECT count(*) FROM sessions WHERE NOT closed", &[])
-                .await
-                .ok()?
-                .get(0);
-            (open == 0).then_some(())
-        }
-    })
-    .await;
+    wait_visits_closed(&pool).await;
     verify(
         &http,
         &pipeline.api,
@@ -193,21 +184,12 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
     )
     .await;
 
-    // Compaction merges the old days' 15-minute rows into day rows: every daily number stays.
-    let rows = |pool: beacon_store::Pool| async move {
-        let n: i64 = pool
-            .get()
-            .await
-            .expect("pg")
-            .query_one("SELECT count(*) FROM rollups", &[])
-            .await
-            .expect("count")
-            .get(0);
-        n
-    };
-    let before = rows(pool.clone()).await;
+    // Compaction deletes the old days' 15-minute rows, keeping their day rows: every daily number
+    // stays.
+    let rows = "SELECT count(*) FROM rollups";
+    let before = count(&pool, rows).await.expect("rows");
     let said = beacon_ok(&pipeline.env, &["compact", "--older-than", "1day"]);
-    let after = rows(pool.clone()).await;
+    let after = count(&pool, rows).await.expect("rows");
     assert!(
         after * 3 < before,
         "compaction left {after} of {before} rows: {said}"

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::free_port;
+use crate::common::{free_port, wait_for_port};
 
 pub struct PrivatePostgres {
     pub port: u16,
@@ -118,15 +118,7 @@ impl PrivatePostgres {
             &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
         );
         self.running = true;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(self.port, "PostgreSQL", Duration::from_secs(30));
     }
 
     /// Stops at once, as a crash would: no checkpoint, open connections cut.
