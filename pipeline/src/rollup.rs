@@ -1,6 +1,8 @@
 //! Rollup deltas: what a batch's new events and session transitions add to the rollup rows.
 //!
-//! A row is (site, 15-minute bucket, property, value). Two kinds of rows:
+//! A row is (site, span, bucket, property, value): every delta goes to the row of its 15-minute
+//! bucket and to the rows of its site's local day, week and month, so a query reads the coarsest
+//! rows that tile its range. Two kinds of rows:
 //! - **event rows** (property [`TOTAL`], `event:page`, `event:name`, `event:hostname`,
 //!   `event:props:<key>`): page views and custom events by event time, and a sketch of the
 //!   visitors who sent them;
@@ -18,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use beacon_schemas::Event;
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime};
 
 use crate::bucket::bucket_start;
 use crate::session::{Session, Transition};
@@ -35,37 +38,77 @@ pub enum Span {
     Quarter,
     /// One local day of the site's time zone.
     Day,
+    /// One local week (Monday to Sunday) of the site's time zone.
+    Week,
+    /// One local calendar month of the site's time zone.
+    Month,
 }
 
 impl Span {
+    /// Every span, finest first: each delta is written to one row of each.
+    pub const ALL: [Span; 4] = [Span::Quarter, Span::Day, Span::Week, Span::Month];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Span::Quarter => "15m",
             Span::Day => "day",
+            Span::Week => "week",
+            Span::Month => "month",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "15m" => Some(Span::Quarter),
-            "day" => Some(Span::Day),
-            _ => None,
-        }
+        Span::ALL.into_iter().find(|span| span.as_str() == text)
     }
 }
 
-/// Where a site's local day starts. The pipeline knows no time zones: the caller does.
-pub trait LocalDays {
-    /// Start (Unix ms) of the local day of `site` holding `unix_ms`.
-    fn day_start(&self, site: &str, unix_ms: i64) -> i64;
+/// A site's local calendar. The pipeline knows no time zones: the caller does.
+pub trait LocalCalendar {
+    /// The local date of `site` at `unix_ms`.
+    fn local_date(&self, site: &str, unix_ms: i64) -> NaiveDate;
+    /// When (Unix ms) the local `date` of `site` starts: its midnight, or its first instant when
+    /// a DST change skips midnight.
+    fn date_start(&self, site: &str, date: NaiveDate) -> i64;
+
+    /// Start (Unix ms) of the bucket of `span` holding `unix_ms` for `site`.
+    fn bucket_of(&self, site: &str, span: Span, unix_ms: i64) -> i64 {
+        match span {
+            Span::Quarter => bucket_start(unix_ms),
+            _ => self.date_start(site, first_day(span, self.local_date(site, unix_ms))),
+        }
+    }
+
+    /// The buckets of every span holding `unix_ms` for `site`.
+    fn buckets(&self, site: &str, unix_ms: i64) -> [(Span, i64); 4] {
+        let date = self.local_date(site, unix_ms);
+        Span::ALL.map(|span| match span {
+            Span::Quarter => (span, bucket_start(unix_ms)),
+            _ => (span, self.date_start(site, first_day(span, date))),
+        })
+    }
+}
+
+/// The first local date of the day, week (from Monday) or month holding `date`.
+fn first_day(span: Span, date: NaiveDate) -> NaiveDate {
+    match span {
+        Span::Quarter | Span::Day => date,
+        Span::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+        Span::Month => date.with_day(1).unwrap_or(date),
+    }
 }
 
 /// Every site in UTC (tests, and sites whose zone is UTC).
-pub struct UtcDays;
+pub struct UtcCalendar;
 
-impl LocalDays for UtcDays {
-    fn day_start(&self, _site: &str, unix_ms: i64) -> i64 {
-        unix_ms.div_euclid(86_400_000) * 86_400_000
+impl LocalCalendar for UtcCalendar {
+    fn local_date(&self, _site: &str, unix_ms: i64) -> NaiveDate {
+        DateTime::from_timestamp_millis(unix_ms)
+            .unwrap_or_default()
+            .date_naive()
+    }
+
+    fn date_start(&self, _site: &str, date: NaiveDate) -> i64 {
+        date.and_time(NaiveTime::MIN).and_utc().timestamp_millis()
     }
 }
 
@@ -120,37 +163,38 @@ pub struct Rollup {
 impl Rollup {
     /// The deltas of a batch: its new events, and taking out the closed sessions they reopened.
     /// (The sessions the batch adds are open: they count once closed.)
-    pub fn of_batch(new_events: &[Event], transition: &Transition, days: &impl LocalDays) -> Self {
+    pub fn of_batch(
+        new_events: &[Event],
+        transition: &Transition,
+        calendar: &impl LocalCalendar,
+    ) -> Self {
         let mut rollup = Rollup::default();
         for event in new_events {
-            rollup.add_event(event, days);
+            rollup.add_event(event, calendar);
         }
         for session in transition.removed.iter().filter(|s| s.closed) {
-            rollup.add_visit(session, -1, days);
+            rollup.add_visit(session, -1, calendar);
         }
         rollup.rows.retain(|_, delta| !delta.is_noop());
         rollup
     }
 
     /// The deltas of closing these (open) sessions.
-    pub fn of_closed(sessions: &[Session], days: &impl LocalDays) -> Self {
+    pub fn of_closed(sessions: &[Session], calendar: &impl LocalCalendar) -> Self {
         let mut rollup = Rollup::default();
         for session in sessions {
-            rollup.add_visit(session, 1, days);
+            rollup.add_visit(session, 1, calendar);
         }
         rollup
     }
 
     /// An event's contribution to the event rows. Engagement pings have none.
-    pub fn add_event(&mut self, event: &Event, days: &impl LocalDays) {
+    pub fn add_event(&mut self, event: &Event, calendar: &impl LocalCalendar) {
         if event.is_engagement() {
             return;
         }
         let pageview = event.is_pageview();
-        let buckets = [
-            (Span::Quarter, bucket_start(event.timestamp_ms)),
-            (Span::Day, days.day_start(&event.site, event.timestamp_ms)),
-        ];
+        let buckets = calendar.buckets(&event.site, event.timestamp_ms);
         let mut touch = |property: &str, value: &str| {
             for (span, bucket_ms) in buckets {
                 let delta = self.row(&event.site, span, bucket_ms, property, value);
@@ -173,14 +217,11 @@ impl Rollup {
 
     /// Adds (`sign` 1) or removes (`sign` -1) a session's contribution to the visit rows.
     /// Sessions that are not visits (only engagement pings) contribute nothing.
-    pub fn add_visit(&mut self, session: &Session, sign: i64, days: &impl LocalDays) {
+    pub fn add_visit(&mut self, session: &Session, sign: i64, calendar: &impl LocalCalendar) {
         if !session.is_visit() {
             return;
         }
-        let buckets = [
-            (Span::Quarter, bucket_start(session.start_ms)),
-            (Span::Day, days.day_start(&session.site, session.start_ms)),
-        ];
+        let buckets = calendar.buckets(&session.site, session.start_ms);
         let attrs = session.attrs.value.properties();
         let entry_exit = [
             ("visit:entry_page", session.entry_page()),
@@ -261,7 +302,7 @@ mod tests {
             event("a.com", "pageview", t + BUCKET_MS, 1),
             event("b.com", "pageview", t, 1),
         ];
-        let rollup = Rollup::of_batch(&events, &Transition::default(), &UtcDays);
+        let rollup = Rollup::of_batch(&events, &Transition::default(), &UtcCalendar);
         let total = &rollup.rows[&key("a.com", t, TOTAL, "")];
         assert_eq!((total.pageviews, total.events), (2, 1));
         assert_eq!(
@@ -298,12 +339,12 @@ mod tests {
         let mut total = Rollup::default();
         for batch in [&first[..], &second[..], &bridge[..]] {
             let transition = plan(&stored, batch);
-            total.merge(&Rollup::of_batch(batch, &transition, &UtcDays));
+            total.merge(&Rollup::of_batch(batch, &transition, &UtcCalendar));
             stored.retain(|s| !transition.removed.contains(s));
             stored.extend(transition.added);
             // Everything goes quiet between batches: the open sessions close.
             let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
-            total.merge(&Rollup::of_closed(&open, &UtcDays));
+            total.merge(&Rollup::of_closed(&open, &UtcCalendar));
             for s in &mut stored {
                 s.closed = true;
             }
@@ -360,7 +401,7 @@ mod tests {
             let mut applied = Rollup::default();
             let close = |stored: &mut Vec<Session>, applied: &mut Rollup| {
                 let open: Vec<Session> = stored.iter().filter(|s| !s.closed).cloned().collect();
-                applied.merge(&Rollup::of_closed(&open, &UtcDays));
+                applied.merge(&Rollup::of_closed(&open, &UtcCalendar));
                 for s in stored.iter_mut() {
                     s.closed = true;
                 }
@@ -368,7 +409,7 @@ mod tests {
             for (i, w) in cuts.windows(2).enumerate() {
                 let batch = &events[w[0]..w[1]];
                 let transition = plan(&stored, batch);
-                applied.merge(&Rollup::of_batch(batch, &transition, &UtcDays));
+                applied.merge(&Rollup::of_batch(batch, &transition, &UtcCalendar));
                 stored.retain(|s| !transition.removed.contains(s));
                 stored.extend(transition.added);
                 if close_after.get(i).copied().unwrap_or(false) {
@@ -378,10 +419,10 @@ mod tests {
             close(&mut stored, &mut applied);
             let mut expected = Rollup::default();
             for e in &events {
-                expected.add_event(e, &UtcDays);
+                expected.add_event(e, &UtcCalendar);
             }
             for s in &stored {
-                expected.add_visit(s, 1, &UtcDays);
+                expected.add_visit(s, 1, &UtcCalendar);
             }
             let counters = |r: &Rollup| -> BTreeMap<RowKey, [i64; 5]> {
                 r.rows.iter()
@@ -391,20 +432,22 @@ mod tests {
             };
             prop_assert_eq!(counters(&applied), counters(&expected));
 
-            // A day row holds exactly the sum of its day's 15-minute rows.
-            let mut quarters_by_day: BTreeMap<RowKey, [i64; 5]> = BTreeMap::new();
-            for (key, c) in counters(&applied) {
-                if key.span == Span::Quarter {
-                    let day = RowKey { span: Span::Day, bucket_ms: UtcDays.day_start(&key.site, key.bucket_ms), ..key };
-                    let sum = quarters_by_day.entry(day).or_default();
-                    for (s, x) in sum.iter_mut().zip(c) {
-                        *s += x;
+            // A day, week or month row holds exactly the sum of its 15-minute rows.
+            for span in [Span::Day, Span::Week, Span::Month] {
+                let mut quarters_summed: BTreeMap<RowKey, [i64; 5]> = BTreeMap::new();
+                for (key, c) in counters(&applied) {
+                    if key.span == Span::Quarter {
+                        let bucket_ms = UtcCalendar.bucket_of(&key.site, span, key.bucket_ms);
+                        let sum = quarters_summed.entry(RowKey { span, bucket_ms, ..key }).or_default();
+                        for (s, x) in sum.iter_mut().zip(c) {
+                            *s += x;
+                        }
                     }
                 }
+                let rows: BTreeMap<RowKey, [i64; 5]> =
+                    counters(&applied).into_iter().filter(|(k, _)| k.span == span).collect();
+                prop_assert_eq!(rows, quarters_summed);
             }
-            let days: BTreeMap<RowKey, [i64; 5]> =
-                counters(&applied).into_iter().filter(|(k, _)| k.span == Span::Day).collect();
-            prop_assert_eq!(days, quarters_by_day);
         }
     }
 }

@@ -3,21 +3,31 @@
 //! Every rollup row carries a sketch of the visitor ids seen in it. Sketches merge, so the visitors
 //! of a range are the merge of its rows' sketches — never a sum of per-bucket uniques. A sketch
 //! keeps the exact ids up to [`EXACT_LIMIT`] (so small sites and quiet rows are counted exactly),
-//! then turns into a HyperLogLog++ of precision 14 (standard error 0.81%).
+//! then turns into a HyperLogLog of 2^14 one-byte registers (standard error 0.81%), estimated
+//! with LogLog-Beta by the `hyperloglockless` crate.
+//!
+//! A query merges hundreds of sketches (one per row), so the stored form is the registers as
+//! they are: decoding is a copy and a merge is a byte-wise maximum.
 
 use std::hash::{BuildHasher, Hasher};
 
-use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
-use serde::{Deserialize, Serialize};
+use hyperloglockless::HyperLogLog;
 
 /// Up to this many distinct visitors a sketch is an exact set.
 pub const EXACT_LIMIT: usize = 512;
-const PRECISION: u8 = 14;
+const PRECISION: u32 = 14;
+const REGISTERS: usize = 1 << PRECISION;
+/// The largest register value: one plus the trailing zeros of a 64-bit hash.
+const MAX_RANK: u8 = 65;
+
+/// Stored form: a tag byte, then the exact ids (8 bytes little-endian each) or the registers.
+const TAG_EXACT: u8 = 0xE1;
+const TAG_REGISTERS: u8 = 0xE2;
 
 /// Visitor ids are keyed SipHash outputs, but imported or synthetic ids need not be spread over
-/// 64 bits: every id goes through a bijective 64-bit finalizer (SplitMix64's), so HyperLogLog's
-/// registers see uniform bits whatever the ids look like.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// 64 bits: every id goes through a bijective 64-bit finalizer (SplitMix64's), so the registers
+/// see uniform bits whatever the ids look like.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct VisitorIdHash;
 
 #[derive(Debug, Default)]
@@ -33,10 +43,7 @@ impl Hasher for PassThrough {
         }
     }
     fn write_u64(&mut self, value: u64) {
-        let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
+        self.0 = mix(value);
     }
 }
 
@@ -47,22 +54,28 @@ impl BuildHasher for VisitorIdHash {
     }
 }
 
-type Hll = HyperLogLogPlus<u64, VisitorIdHash>;
+fn mix(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Repr {
     /// Sorted, deduplicated ids.
     Exact(Vec<u64>),
-    Approximate(Box<Hll>),
+    /// HyperLogLog registers, as `hyperloglockless` fills them.
+    Registers(Box<[u8]>),
 }
 
 /// A mergeable set of visitor ids that answers "how many distinct".
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisitorSketch(Repr);
 
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable visitor sketch: {0}")]
-pub struct SketchError(String);
+pub struct SketchError(&'static str);
 
 impl Default for VisitorSketch {
     fn default() -> Self {
@@ -81,7 +94,7 @@ impl VisitorSketch {
                     }
                 }
             }
-            Repr::Approximate(hll) => hll.insert(&visitor_id),
+            Repr::Registers(registers) => set_register(registers, visitor_id),
         }
     }
 
@@ -92,27 +105,33 @@ impl VisitorSketch {
                     self.insert(id);
                 }
             }
-            (Repr::Approximate(mine), Repr::Approximate(theirs)) => merge_hll(mine, theirs),
-            (Repr::Exact(_), Repr::Approximate(theirs)) => {
-                let mut merged = theirs.clone();
-                if let Repr::Exact(ids) = &self.0 {
-                    for id in ids {
-                        merged.insert(id);
-                    }
+            (Repr::Registers(mine), Repr::Registers(theirs)) => {
+                for (mine, theirs) in mine.iter_mut().zip(theirs.iter()) {
+                    *mine = (*mine).max(*theirs);
                 }
-                self.0 = Repr::Approximate(merged);
+            }
+            (Repr::Exact(ids), Repr::Registers(theirs)) => {
+                let mut registers = theirs.clone();
+                for &id in ids.iter() {
+                    set_register(&mut registers, id);
+                }
+                self.0 = Repr::Registers(registers);
             }
         }
     }
 
-    /// Distinct visitors: exact while the set is small, else the HyperLogLog++ estimate.
+    /// Distinct visitors: exact while the set is small, else the HyperLogLog estimate.
     pub fn count(&self) -> u64 {
         match &self.0 {
             Repr::Exact(ids) => ids.len() as u64,
-            Repr::Approximate(hll) => {
-                // `count` needs `&mut` only to flush its insert buffer; work on a copy.
-                let mut hll = hll.clone();
-                hll.count().round() as u64
+            Repr::Registers(registers) => {
+                let zeros = registers.iter().filter(|&&r| r == 0).count();
+                // 2^-r, exactly: r never exceeds MAX_RANK.
+                let sum: f64 = registers
+                    .iter()
+                    .map(|&r| f64::from_bits((1023 - u64::from(r)) << 52))
+                    .sum();
+                HyperLogLog::from_parts(registers.clone(), VisitorIdHash, zeros, sum).count() as u64
             }
         }
     }
@@ -122,33 +141,72 @@ impl VisitorSketch {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing plain data to a Vec cannot fail.
-        rmp_serde::to_vec(self).unwrap_or_default()
+        match &self.0 {
+            Repr::Exact(ids) => {
+                let mut bytes = Vec::with_capacity(1 + 8 * ids.len());
+                bytes.push(TAG_EXACT);
+                for id in ids {
+                    bytes.extend_from_slice(&id.to_le_bytes());
+                }
+                bytes
+            }
+            Repr::Registers(registers) => {
+                let mut bytes = Vec::with_capacity(1 + REGISTERS);
+                bytes.push(TAG_REGISTERS);
+                bytes.extend_from_slice(registers);
+                bytes
+            }
+        }
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
-        rmp_serde::from_slice(bytes).map_err(|e| SketchError(e.to_string()))
+        match bytes.split_first() {
+            Some((&TAG_EXACT, ids)) => {
+                if ids.len() % 8 != 0 || ids.len() / 8 > EXACT_LIMIT {
+                    return Err(SketchError("exact set of the wrong length"));
+                }
+                let ids: Vec<u64> = ids
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                    .collect();
+                if !ids.is_sorted_by(|a, b| a < b) {
+                    return Err(SketchError("exact set not sorted"));
+                }
+                Ok(Self(Repr::Exact(ids)))
+            }
+            Some((&TAG_REGISTERS, registers)) => {
+                if registers.len() != REGISTERS {
+                    return Err(SketchError("wrong number of registers"));
+                }
+                if registers.iter().any(|&r| r > MAX_RANK) {
+                    return Err(SketchError("register out of range"));
+                }
+                Ok(Self(Repr::Registers(registers.into())))
+            }
+            _ => Err(SketchError("unknown format")),
+        }
     }
 
     fn promote(&mut self) {
         if let Repr::Exact(ids) = &self.0 {
-            let mut hll = new_hll();
-            for id in ids {
-                hll.insert(id);
+            let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
+            for &id in ids {
+                set_register(&mut registers, id);
             }
-            self.0 = Repr::Approximate(Box::new(hll));
+            self.0 = Repr::Registers(registers);
         }
     }
 }
 
-fn new_hll() -> Hll {
-    // PRECISION is within the crate's 4..=18 range, so this cannot fail.
-    HyperLogLogPlus::new(PRECISION, VisitorIdHash).unwrap_or_else(|_| unreachable!())
-}
-
-fn merge_hll(into: &mut Hll, other: &Hll) {
-    // Both sides always have PRECISION; a mismatch cannot happen.
-    let _ = into.merge(other);
+/// What `hyperloglockless::HyperLogLog::insert` does to its registers, on ours: the top
+/// `PRECISION` bits of the mixed id pick the register, its trailing zeros give the rank.
+fn set_register(registers: &mut [u8], visitor_id: u64) {
+    let hash = VisitorIdHash.hash_one(visitor_id);
+    let index = (hash >> (64 - PRECISION)) as usize;
+    let rank = 1 + hash.trailing_zeros() as u8;
+    if let Some(register) = registers.get_mut(index) {
+        *register = (*register).max(rank);
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn registers_are_those_hyperloglockless_fills() {
+        let ids: Vec<u64> = (0..20_000).map(spread).collect();
+        let mut theirs = HyperLogLog::with_hasher(PRECISION as u8, VisitorIdHash);
+        let mut ours = VisitorSketch::default();
+        for id in &ids {
+            theirs.insert(id);
+            ours.insert(*id);
+        }
+        let Repr::Registers(registers) = &ours.0 else {
+            panic!("20,000 ids are past the exact limit")
+        };
+        assert_eq!(&registers[..], theirs.parts().0);
+        assert_eq!(ours.count(), theirs.count() as u64);
+    }
+
+    #[test]
     fn merging_is_a_union_not_a_sum() {
         // Two days of 30k visitors each, 10k of them on both days: 50k distinct, not 60k.
         let mut a = sketch_of(0..30_000);
@@ -223,6 +297,9 @@ mod tests {
             assert_eq!(back.count(), s.count());
         }
         assert!(VisitorSketch::from_bytes(b"\x01garbage").is_err());
+        assert!(VisitorSketch::from_bytes(&[TAG_REGISTERS, 1, 2]).is_err());
+        assert!(VisitorSketch::from_bytes(&[TAG_EXACT, 1, 2, 3]).is_err());
+        assert!(VisitorSketch::from_bytes(&[]).is_err());
     }
 
     proptest! {

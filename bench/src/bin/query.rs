@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use beacon_jetstream::Topology;
-use beacon_pipeline::rollup::{Rollup, UtcDays};
+use beacon_pipeline::rollup::{Rollup, UtcCalendar};
 use beacon_pipeline::session::Session;
 use beacon_runtime::{AdminState, CancellationToken, Health};
 use beacon_schemas::Event;
@@ -114,7 +114,7 @@ async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::
         for i in 0..per_bucket {
             let ts = start + (i as i64 * BUCKET_MS) / per_bucket as i64;
             let e = event(&mut rng, day, ts, args.daily_visitors);
-            rollup.add_event(&e, &UtcDays);
+            rollup.add_event(&e, &UtcCalendar);
             if day >= 1 && e.is_pageview() {
                 pageviews_in_range += 1;
             }
@@ -125,7 +125,7 @@ async fn load(pool: &beacon_store::Pool, args: &Args, first_ms: i64) -> anyhow::
                 .or_insert(s);
         }
         let closed: Vec<Session> = visits.into_values().collect();
-        rollup.merge(&Rollup::of_closed(&closed, &UtcDays));
+        rollup.merge(&Rollup::of_closed(&closed, &UtcCalendar));
         rows += rollup.rows.len() as u64;
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;

@@ -12,6 +12,7 @@ mod pipeline;
 mod report;
 mod rollup_query;
 mod stats;
+mod tiling;
 mod v1;
 
 use std::sync::Arc;

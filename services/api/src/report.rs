@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_pipeline::rollup::{Span, TOTAL, VISITS};
+use beacon_pipeline::rollup::{TOTAL, VISITS};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -142,11 +142,6 @@ pub async fn compute(
         to,
         filter,
     } = scope;
-    // Ranges are whole local days: day rows answer everything but hourly series.
-    let span = match grouping {
-        Grouping::Time(crate::period::Interval::Hour, _) => Span::Quarter,
-        _ => Span::Day,
-    };
     let all = ValueMatch::All;
     let (property, values) = match (breakdown, filter) {
         (None, None) => (None, &all),
@@ -164,7 +159,6 @@ pub async fn compute(
     let query = |property, values| RollupQuery {
         site,
         tz,
-        span,
         property,
         from,
         to,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_pipeline::rollup::{Delta, Rollup, Span, VISITS};
+use beacon_pipeline::rollup::{Delta, Rollup, VISITS};
 use beacon_pipeline::sketch::VisitorSketch;
 use beacon_store::zones::Zones;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::ApiError;
 use crate::period::Interval;
+use crate::tiling::{Piece, tile};
 
 /// Sums over a set of rollup rows: the same counters and sketch a batch adds to one row.
 pub type Sums = Delta;
@@ -49,10 +50,8 @@ pub enum GroupKey {
 
 pub struct RollupQuery<'a> {
     pub site: &'a str,
-    /// The site's zone (where its day rows and open visits' days start).
+    /// The site's zone (where its day, week and month rows and open visits' days start).
     pub tz: Tz,
-    /// Day rows unless the grouping needs hours.
-    pub span: Span,
     pub property: &'a str,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -65,9 +64,13 @@ impl RollupQuery<'_> {
         &self,
         client: &impl tokio_postgres::GenericClient,
     ) -> Result<BTreeMap<GroupKey, Sums>, ApiError> {
-        let span = self.span.as_str();
+        let calendar = Zones::of(self.site, self.tz);
+        let pieces = tile(&calendar, self.site, self.from, self.to, self.grouping);
+        let spans: Vec<&str> = pieces.iter().map(|p| p.span.as_str()).collect();
+        let froms: Vec<DateTime<Utc>> = pieces.iter().map(|p| p.from).collect();
+        let tos: Vec<DateTime<Utc>> = pieces.iter().map(|p| p.to).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&self.site, &self.property, &self.from, &self.to, &span];
+            vec![&self.site, &self.property, &spans, &froms, &tos];
         let list: Vec<&str>;
         let value_clause = match self.values {
             ValueMatch::All => "",
@@ -103,9 +106,10 @@ impl RollupQuery<'_> {
             "SELECT {group} AS g, sum(pageviews)::int8, sum(events)::int8, sum(visits)::int8,
                     sum(bounces)::int8, sum(duration_ms)::int8,
                     array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)
-             FROM rollups
-             WHERE site = $1 AND property = $2 AND span = $5 AND bucket >= $3 AND bucket < $4
-                 {value_clause}
+             FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[]) AS p (span, lo, hi)
+             JOIN rollups r ON r.site = $1 AND r.property = $2 AND r.span = p.span
+                 AND r.bucket >= p.lo AND r.bucket < p.hi
+             WHERE true {value_clause}
              GROUP BY g"
         );
         let rows = client
@@ -138,7 +142,7 @@ impl RollupQuery<'_> {
             groups.entry(key).or_default().add(&sums);
         }
         if self.property.starts_with(VISITS) {
-            self.add_open_visits(client, &mut groups).await?;
+            self.add_open_visits(client, &pieces, &mut groups).await?;
         }
         Ok(groups)
     }
@@ -147,6 +151,7 @@ impl RollupQuery<'_> {
     async fn add_open_visits(
         &self,
         client: &impl tokio_postgres::GenericClient,
+        pieces: &[Piece],
         groups: &mut BTreeMap<GroupKey, Sums>,
     ) -> Result<(), ApiError> {
         let open = beacon_store::sessions::open_in_range(
@@ -158,11 +163,9 @@ impl RollupQuery<'_> {
         .await
         .map_err(ApiError::unavailable)?;
         let rollup = Rollup::of_closed(&open, &Zones::of(self.site, self.tz));
-        for (key, delta) in rollup
-            .rows
-            .iter()
-            .filter(|(k, _)| k.property == self.property && k.span == self.span)
-        {
+        for (key, delta) in rollup.rows.iter().filter(|(k, _)| {
+            k.property == self.property && pieces.iter().any(|p| p.holds(k.span, k.bucket_ms))
+        }) {
             if !self.values.matches(&key.value) {
                 continue;
             }

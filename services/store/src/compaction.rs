@@ -1,7 +1,7 @@
-//! Rollup retention: the 15-minute rows of a site's old local days are deleted, leaving the day
-//! rows written beside them (every delta goes to both, see `pipeline/src/rollup.rs`).
+//! Rollup retention: the 15-minute rows of a site's old local days are deleted, leaving the day,
+//! week and month rows written beside them (every delta goes to all, see `pipeline/src/rollup.rs`).
 //!
-//! Every range the API asks for is whole local days, answered from day rows, so no number changes;
+//! Every range the API asks for is whole local days, answered from those rows, so no number changes;
 //! only hourly series of those days are gone. A day is compacted only if its site-wide day row
 //! exists, so history without day rows (from before day rows existed) is never lost.
 

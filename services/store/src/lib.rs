@@ -4,6 +4,7 @@
 //! Everything is scoped by the namespace: PostgreSQL schema, MongoDB database, Redis key prefix.
 
 pub mod archive;
+pub mod calendar_rows;
 pub mod compaction;
 pub mod live;
 pub mod login_sessions;

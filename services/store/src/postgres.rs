@@ -54,7 +54,7 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates the namespace's schema and applies pending migrations. Idempotent and safe when many
+/// Creates the namespace's schema, applies pending migrations and their one-time data steps. Idempotent and safe when many
 /// processes start at once: an advisory lock serialises them.
 pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
     let (mut client, connection) = config(url, namespace)?.connect(NoTls).await?;
@@ -73,6 +73,7 @@ pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
         for migration in report.applied_migrations() {
             tracing::info!(namespace, migration = %migration, "applied migration");
         }
+        crate::calendar_rows::build_once(&mut client).await?;
         Ok::<(), StoreError>(())
     }
     .await;

@@ -1,0 +1,144 @@
+//! Week and month rows rebuilt from day rows: for history written before week and month rows
+//! existed (migration V5), and on demand.
+//!
+//! Every delta the aggregator writes goes to its day, week and month rows alike, so a site's week
+//! and month rows are exactly the sums of its day rows, sketches merged. Rebuilding them from the
+//! day rows under the site's aggregation lock therefore gives what the aggregator would have
+//! written, whatever was there before.
+
+use beacon_pipeline::rollup::{Delta, LocalCalendar, Rollup, RowKey, Span};
+use beacon_pipeline::sketch::VisitorSketch;
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::postgres::StoreError;
+use crate::rollups::{self, lock_sites};
+use crate::zones::Zones;
+
+/// The name under which the one-time build is recorded in `data_migrations`.
+const BUILT_FROM_DAY_ROWS: &str = "V5 week and month rows from day rows";
+
+/// Day rows are read this many at a time.
+const CHUNK: i64 = 5_000;
+
+/// Builds the week and month rows of all history once (recorded in `data_migrations`). Runs right
+/// after the schema migrations, under their lock.
+pub(crate) async fn build_once(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    let done = tx
+        .query_opt(
+            "SELECT 1 FROM data_migrations WHERE name = $1",
+            &[&BUILT_FROM_DAY_ROWS],
+        )
+        .await?
+        .is_some();
+    if !done {
+        let sites: Vec<String> = tx
+            .query("SELECT DISTINCT site FROM rollups WHERE span = 'day'", &[])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let sites: Vec<&str> = sites.iter().map(String::as_str).collect();
+        lock_sites(&tx, &sites).await?;
+        for site in &sites {
+            let rows = rebuild(&tx, site).await?;
+            tracing::info!(site, rows, "built week and month rows from day rows");
+        }
+        tx.execute(
+            "INSERT INTO data_migrations (name) VALUES ($1)",
+            &[&BUILT_FROM_DAY_ROWS],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces `site`'s week and month rows by the sums of its day rows; returns how many rows it
+/// wrote. The caller's transaction must hold the site's aggregation lock.
+pub async fn rebuild(client: &impl GenericClient, site: &str) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "DELETE FROM rollups WHERE site = $1 AND span IN ('week', 'month')",
+            &[&site],
+        )
+        .await?;
+    let zones = Zones::load(client, &[site]).await?;
+    // Day rows in key order: all days of one (property, value) come together, so each group's
+    // week and month rows are complete when the next group starts.
+    let mut after: Option<(String, String, DateTime<Utc>)> = None;
+    let mut group: Option<(String, String)> = None;
+    let mut pending = Rollup::default();
+    let mut written = 0;
+    loop {
+        let rows = match &after {
+            None => {
+                client
+                    .query(
+                        "SELECT property, value, bucket, pageviews, events, visits, bounces,
+                             duration_ms, visitors
+                         FROM rollups WHERE site = $1 AND span = 'day'
+                         ORDER BY property, value, bucket LIMIT $2",
+                        &[&site, &CHUNK],
+                    )
+                    .await?
+            }
+            Some((property, value, bucket)) => {
+                client
+                    .query(
+                        "SELECT property, value, bucket, pageviews, events, visits, bounces,
+                             duration_ms, visitors
+                         FROM rollups WHERE site = $1 AND span = 'day'
+                             AND (property, value, bucket) > ($3, $4, $5)
+                         ORDER BY property, value, bucket LIMIT $2",
+                        &[&site, &CHUNK, property, value, bucket],
+                    )
+                    .await?
+            }
+        };
+        let Some(last) = rows.last() else { break };
+        after = Some((last.get(0), last.get(1), last.get(2)));
+        for row in &rows {
+            let (property, value): (String, String) = (row.get(0), row.get(1));
+            if group.as_ref() != Some(&(property.clone(), value.clone())) {
+                written += flush(client, &mut pending).await?;
+                group = Some((property.clone(), value.clone()));
+            }
+            let bucket: DateTime<Utc> = row.get(2);
+            let visitors = match row.get::<_, Option<&[u8]>>(8) {
+                Some(bytes) => VisitorSketch::from_bytes(bytes)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                None => VisitorSketch::default(),
+            };
+            let delta = Delta {
+                pageviews: row.get(3),
+                events: row.get(4),
+                visits: row.get(5),
+                bounces: row.get(6),
+                duration_ms: row.get(7),
+                visitors,
+            };
+            for span in [Span::Week, Span::Month] {
+                let key = RowKey {
+                    site: site.to_string(),
+                    span,
+                    bucket_ms: zones.bucket_of(site, span, bucket.timestamp_millis()),
+                    property: property.clone(),
+                    value: value.clone(),
+                };
+                pending.rows.entry(key).or_default().add(&delta);
+            }
+        }
+    }
+    written += flush(client, &mut pending).await?;
+    Ok(written)
+}
+
+async fn flush(client: &impl GenericClient, pending: &mut Rollup) -> Result<u64, StoreError> {
+    let rollup = Rollup {
+        rows: std::mem::take(&mut pending.rows),
+    };
+    rollups::apply(client, &rollup).await?;
+    Ok(rollup.rows.len() as u64)
+}
