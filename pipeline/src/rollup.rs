@@ -72,28 +72,26 @@ pub trait LocalCalendar {
 
     /// Start (Unix ms) of the bucket of `span` holding `unix_ms` for `site`.
     fn bucket_of(&self, site: &str, span: Span, unix_ms: i64) -> i64 {
-        match span {
-            Span::Quarter => bucket_start(unix_ms),
-            _ => self.date_start(site, first_day(span, self.local_date(site, unix_ms))),
-        }
+        self.bucket_at(site, span, self.local_date(site, unix_ms), unix_ms)
     }
 
-    /// The buckets of every span holding `unix_ms` for `site`.
+    /// The buckets of every span holding `unix_ms` for `site` (the local date found once).
     fn buckets(&self, site: &str, unix_ms: i64) -> [(Span, i64); 4] {
         let date = self.local_date(site, unix_ms);
-        Span::ALL.map(|span| match span {
-            Span::Quarter => (span, bucket_start(unix_ms)),
-            _ => (span, self.date_start(site, first_day(span, date))),
-        })
+        Span::ALL.map(|span| (span, self.bucket_at(site, span, date, unix_ms)))
     }
-}
 
-/// The first local date of the day, week (from Monday) or month holding `date`.
-fn first_day(span: Span, date: NaiveDate) -> NaiveDate {
-    match span {
-        Span::Quarter | Span::Day => date,
-        Span::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
-        Span::Month => date.with_day(1).unwrap_or(date),
+    /// Start of the bucket of `span` holding `unix_ms`, whose local date is `date`.
+    fn bucket_at(&self, site: &str, span: Span, date: NaiveDate, unix_ms: i64) -> i64 {
+        match span {
+            Span::Quarter => bucket_start(unix_ms),
+            Span::Day => self.date_start(site, date),
+            Span::Week => self.date_start(
+                site,
+                date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+            ),
+            Span::Month => self.date_start(site, date.with_day(1).unwrap_or(date)),
+        }
     }
 }
 

@@ -201,7 +201,7 @@ impl VisitorSketch {
 /// What `hyperloglockless::HyperLogLog::insert` does to its registers, on ours: the top
 /// `PRECISION` bits of the mixed id pick the register, its trailing zeros give the rank.
 fn set_register(registers: &mut [u8], visitor_id: u64) {
-    let hash = VisitorIdHash.hash_one(visitor_id);
+    let hash = mix(visitor_id);
     let index = (hash >> (64 - PRECISION)) as usize;
     let rank = 1 + hash.trailing_zeros() as u8;
     if let Some(register) = registers.get_mut(index) {

@@ -142,7 +142,8 @@ impl RollupQuery<'_> {
             groups.entry(key).or_default().add(&sums);
         }
         if self.property.starts_with(VISITS) {
-            self.add_open_visits(client, &pieces, &mut groups).await?;
+            self.add_open_visits(client, &calendar, &pieces, &mut groups)
+                .await?;
         }
         Ok(groups)
     }
@@ -151,6 +152,7 @@ impl RollupQuery<'_> {
     async fn add_open_visits(
         &self,
         client: &impl tokio_postgres::GenericClient,
+        calendar: &Zones,
         pieces: &[Piece],
         groups: &mut BTreeMap<GroupKey, Sums>,
     ) -> Result<(), ApiError> {
@@ -162,7 +164,7 @@ impl RollupQuery<'_> {
         )
         .await
         .map_err(ApiError::unavailable)?;
-        let rollup = Rollup::of_closed(&open, &Zones::of(self.site, self.tz));
+        let rollup = Rollup::of_closed(&open, calendar);
         for (key, delta) in rollup.rows.iter().filter(|(k, _)| {
             k.property == self.property && pieces.iter().any(|p| p.holds(k.span, k.bucket_ms))
         }) {

@@ -66,42 +66,33 @@ pub async fn rebuild(client: &impl GenericClient, site: &str) -> Result<u64, Sto
         .await?;
     let zones = Zones::load(client, &[site]).await?;
     // Day rows in key order: all days of one (property, value) come together, so each group's
-    // week and month rows are complete when the next group starts.
-    let mut after: Option<(String, String, DateTime<Utc>)> = None;
+    // week and month rows are complete when the next group starts. Paged by key; every bucket is
+    // after 1970, so the first page starts after ('', '', 1970-01-01).
+    let mut after: (String, String, DateTime<Utc>) =
+        (String::new(), String::new(), DateTime::UNIX_EPOCH);
     let mut group: Option<(String, String)> = None;
     let mut pending = Rollup::default();
     let mut written = 0;
     loop {
-        let rows = match &after {
-            None => {
-                client
-                    .query(
-                        "SELECT property, value, bucket, pageviews, events, visits, bounces,
-                             duration_ms, visitors
-                         FROM rollups WHERE site = $1 AND span = 'day'
-                         ORDER BY property, value, bucket LIMIT $2",
-                        &[&site, &CHUNK],
-                    )
-                    .await?
-            }
-            Some((property, value, bucket)) => {
-                client
-                    .query(
-                        "SELECT property, value, bucket, pageviews, events, visits, bounces,
-                             duration_ms, visitors
-                         FROM rollups WHERE site = $1 AND span = 'day'
-                             AND (property, value, bucket) > ($3, $4, $5)
-                         ORDER BY property, value, bucket LIMIT $2",
-                        &[&site, &CHUNK, property, value, bucket],
-                    )
-                    .await?
-            }
-        };
+        let (property, value, bucket) = &after;
+        let rows = client
+            .query(
+                "SELECT property, value, bucket, pageviews, events, visits, bounces, duration_ms,
+                     visitors
+                 FROM rollups WHERE site = $1 AND span = 'day'
+                     AND (property, value, bucket) > ($3, $4, $5)
+                 ORDER BY property, value, bucket LIMIT $2",
+                &[&site, &CHUNK, property, value, bucket],
+            )
+            .await?;
         let Some(last) = rows.last() else { break };
-        after = Some((last.get(0), last.get(1), last.get(2)));
+        after = (last.get(0), last.get(1), last.get(2));
         for row in &rows {
             let (property, value): (String, String) = (row.get(0), row.get(1));
-            if group.as_ref() != Some(&(property.clone(), value.clone())) {
+            if group
+                .as_ref()
+                .is_none_or(|(p, v)| *p != property || *v != value)
+            {
                 written += flush(client, &mut pending).await?;
                 group = Some((property.clone(), value.clone()));
             }

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use crate::postgres::{Pool, StoreError};
 use crate::rollups::lock_sites;
-use crate::zones::local_day_start;
+use crate::zones::local_date_start;
 
 /// What one call compacted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,13 +21,7 @@ pub struct Compacted {
 
 fn day_bounds(tz: Tz, day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let at = |d: NaiveDate| {
-        let noon = d
-            .and_hms_opt(12, 0, 0)
-            .unwrap_or_default()
-            .and_utc()
-            .timestamp_millis();
-        // Noon UTC of `d` is on local day `d` in every zone within ±12 h.
-        DateTime::<Utc>::from_timestamp_millis(local_day_start(tz, noon)).unwrap_or_default()
+        DateTime::<Utc>::from_timestamp_millis(local_date_start(tz, d)).unwrap_or_default()
     };
     (at(day), at(day.succ_opt().unwrap_or(day)))
 }

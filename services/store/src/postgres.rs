@@ -54,8 +54,8 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates the namespace's schema, applies pending migrations and their one-time data steps. Idempotent and safe when many
-/// processes start at once: an advisory lock serialises them.
+/// Creates the namespace's schema, applies pending migrations and their one-time data steps.
+/// Idempotent and safe when many processes start at once: an advisory lock serialises them.
 pub async fn migrate(url: &str, namespace: &str) -> Result<(), StoreError> {
     let (mut client, connection) = config(url, namespace)?.connect(NoTls).await?;
     let driver = tokio::spawn(connection);

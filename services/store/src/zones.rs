@@ -36,12 +36,6 @@ impl Zones {
     }
 }
 
-/// The start of the local day holding `unix_ms` in `tz` (the first instant of that day when a DST
-/// change skips its midnight).
-pub fn local_day_start(tz: Tz, unix_ms: i64) -> i64 {
-    local_date_start(tz, local_date(tz, unix_ms))
-}
-
 fn local_date(tz: Tz, unix_ms: i64) -> NaiveDate {
     DateTime::<Utc>::from_timestamp_millis(unix_ms)
         .unwrap_or_default()
@@ -49,7 +43,9 @@ fn local_date(tz: Tz, unix_ms: i64) -> NaiveDate {
         .date_naive()
 }
 
-fn local_date_start(tz: Tz, date: NaiveDate) -> i64 {
+/// When the local `date` starts in `tz`: its midnight, or the first instant of that day when a DST
+/// change skips midnight.
+pub fn local_date_start(tz: Tz, date: NaiveDate) -> i64 {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     (0..=3)
         .find_map(|h| {
@@ -89,10 +85,13 @@ mod tests {
         // 2026-03-10T02:00Z is 07:30 in Kolkata: the day started at 2026-03-09T18:30Z.
         let t = 1_773_108_000_000;
         assert_eq!(
-            local_day_start(chrono_tz::Asia::Kolkata, t),
+            Zones::of("a.in", chrono_tz::Asia::Kolkata).bucket_of("a.in", Span::Day, t),
             1_773_081_000_000
         );
-        assert_eq!(local_day_start(Tz::UTC, t), 1_773_100_800_000);
+        assert_eq!(
+            Zones::default().bucket_of("x", Span::Day, t),
+            1_773_100_800_000
+        );
         // Santiago skips midnight on 2026-09-06 (clocks jump to 01:00): the day starts at 01:00.
         let skipped = Zones::of("a.cl", chrono_tz::America::Santiago);
         let noon = 1_788_714_000_000; // 2026-09-06T16:00Z, 13:00 local
