@@ -152,8 +152,10 @@ async function refresh() {
 }
 
 async function start() {
-  readHash();
   const sites = await (await fetch("/api/sites")).json();
+  // Read the hash only now: it may have changed while the sites loaded, before the hashchange
+  // listener below exists.
+  readHash();
   const picker = document.getElementById("site");
   picker.replaceChildren(...sites.sites.map((s) => el("option", { value: s.domain }, s.domain)));
   if (!state.site && sites.sites.length) state.site = sites.sites[0].domain;

@@ -47,7 +47,15 @@ try {
   await page.goto(`${BEACON_URL}/#site=${BEACON_SITE}&period=${period}`, { waitUntil: "networkidle0" });
   await page.waitForFunction(
     (p) => document.getElementById("period").value === p && document.body.dataset.loading === "false" && document.querySelector('[data-metric="visitors"]'),
-    {}, period);
+    {}, period).catch(async (e) => {
+    const state = await page.evaluate(() => ({
+      period: document.getElementById("period").value,
+      loading: document.body.dataset.loading,
+      error: document.getElementById("error").hidden ? null : document.getElementById("error").textContent,
+      url: location.href,
+    }));
+    fail(`the dashboard did not finish loading: ${JSON.stringify(state)} (${e.message})`);
+  });
 
   const shown = async () => page.$$eval("[data-metric]", (els) => Object.fromEntries(els.map((e) => [e.dataset.metric, e.dataset.value ?? e.textContent])));
   const numbers = await shown();
