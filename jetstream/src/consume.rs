@@ -144,17 +144,20 @@ pub async fn run_consumer<H: BatchHandler>(
         .await
         .map_err(|e| ConsumeError::Start(e.to_string()))?;
     let mut batch = Vec::with_capacity(policy.max_batch);
-    loop {
+    // The previous batch's acks go out while the next batch is pulled and handled; at most one
+    // batch is being settled at a time, and none is left unsettled when this returns.
+    let mut settling: Option<tokio::task::JoinHandle<()>> = None;
+    let ended = loop {
         let first = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => break Ok(()),
             next = messages.next() => next,
         };
         match first {
-            None => return Err(ConsumeError::Ended),
+            None => break Err(ConsumeError::Ended),
             Some(Err(e)) => {
                 if is_terminal(&e) {
-                    return Err(ConsumeError::Stream(e.to_string()));
+                    break Err(ConsumeError::Stream(e.to_string()));
                 }
                 tracing::warn!(consumer = name, error = %e, "transient pull error");
                 continue;
@@ -172,9 +175,23 @@ pub async fn run_consumer<H: BatchHandler>(
                 Ok(None) | Err(_) => break,
             }
         }
-        process_batch(name, policy, handler, dead_letters, &batch).await;
-        batch.clear();
+        let decisions = decide(name, policy, handler, &batch).await;
+        if let Some(previous) = settling.take() {
+            let _ = previous.await;
+        }
+        let decided = std::mem::replace(&mut batch, Vec::with_capacity(policy.max_batch));
+        settling = Some(tokio::spawn(settle(
+            name.to_owned(),
+            policy.clone(),
+            dead_letters.clone(),
+            decided,
+            decisions,
+        )));
+    };
+    if let Some(last) = settling {
+        let _ = last.await;
     }
+    ended
 }
 
 /// Runs the handler; while it works longer than half the ack wait, tells JetStream the batch is
@@ -205,13 +222,13 @@ fn is_terminal(e: &async_nats::jetstream::consumer::pull::MessagesError) -> bool
     matches!(e.kind(), K::ConsumerDeleted | K::NoResponders)
 }
 
-async fn process_batch<H: BatchHandler>(
+/// The handler's decisions for a batch, one per message.
+async fn decide<H: BatchHandler>(
     name: &str,
     policy: &ConsumerPolicy,
     handler: &H,
-    dead_letters: &DeadLetterer,
     batch: &[Delivery],
-) {
+) -> Vec<Decision> {
     let started = Instant::now();
     let mut decisions = handle_keeping_alive(policy, handler, batch).await;
     if decisions.len() != batch.len() {
@@ -244,13 +261,24 @@ async fn process_batch<H: BatchHandler>(
             .count();
         tracing::warn!(consumer = name, retries, of = batch.len(), %reason, "batch will be retried in part or whole");
     }
-    let handled = started.elapsed();
+    tracing::debug!(consumer = name, size = batch.len(), handled = ?started.elapsed(), "batch decided");
+    decisions
+}
+
+/// Carries out the decisions: acks, delayed naks, dead letters.
+async fn settle(
+    name: String,
+    policy: ConsumerPolicy,
+    dead_letters: DeadLetterer,
+    batch: Vec<Delivery>,
+    decisions: Vec<Decision>,
+) {
     // Acks (and naks) go out together rather than one awaited publish after another.
     let outcomes = futures::future::join_all(
         batch
             .iter()
             .zip(decisions)
-            .map(|(delivery, decision)| apply(policy, dead_letters, delivery, decision)),
+            .map(|(delivery, decision)| apply(&policy, &dead_letters, delivery, decision)),
     )
     .await;
     let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
@@ -258,10 +286,9 @@ async fn process_batch<H: BatchHandler>(
         *counts.entry(outcome).or_default() += 1;
     }
     for (outcome, n) in counts {
-        metrics::counter!("beacon_consumer_messages_total", "consumer" => name.to_string(), "outcome" => outcome)
+        metrics::counter!("beacon_consumer_messages_total", "consumer" => name.clone(), "outcome" => outcome)
             .increment(n);
     }
-    tracing::debug!(consumer = name, size = batch.len(), ?handled, total = ?started.elapsed(), "batch done");
 }
 
 async fn apply(
