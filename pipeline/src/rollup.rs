@@ -153,12 +153,31 @@ impl Delta {
 }
 
 /// The deltas of a batch, ordered by row key (the order rows are written in).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Rollup {
     pub rows: BTreeMap<RowKey, Delta>,
+    /// Scratch key for lookups (see [`Rollup::change_row`]).
+    probe: RowKey,
+}
+
+impl Default for Rollup {
+    fn default() -> Self {
+        Self::from_rows(BTreeMap::new())
+    }
 }
 
 impl Rollup {
+    pub fn from_rows(rows: BTreeMap<RowKey, Delta>) -> Self {
+        let probe = RowKey {
+            site: String::new(),
+            span: Span::Quarter,
+            bucket_ms: 0,
+            property: String::new(),
+            value: String::new(),
+        };
+        Self { rows, probe }
+    }
+
     /// The deltas of a batch: its new events, and taking out the closed sessions they reopened.
     /// (The sessions the batch adds are open: they count once closed.)
     pub fn of_batch(
@@ -195,13 +214,14 @@ impl Rollup {
         let buckets = calendar.buckets(&event.site, event.timestamp_ms);
         let mut touch = |property: &str, value: &str| {
             for (span, bucket_ms) in buckets {
-                let delta = self.row(&event.site, span, bucket_ms, property, value);
-                if pageview {
-                    delta.pageviews += 1;
-                } else {
-                    delta.events += 1;
-                }
-                delta.visitors.insert(event.visitor_id);
+                self.change_row(&event.site, span, bucket_ms, property, value, |delta| {
+                    if pageview {
+                        delta.pageviews += 1;
+                    } else {
+                        delta.events += 1;
+                    }
+                    delta.visitors.insert(event.visitor_id);
+                });
             }
         };
         touch(TOTAL, "");
@@ -228,36 +248,45 @@ impl Rollup {
         let properties = [(VISITS, "")].into_iter().chain(attrs).chain(entry_exit);
         for (property, value) in properties {
             for (span, bucket_ms) in buckets {
-                let delta = self.row(&session.site, span, bucket_ms, property, value);
-                delta.visits += sign;
-                delta.bounces += sign * i64::from(session.is_bounce());
-                delta.duration_ms += sign * session.duration_ms();
-                delta.pageviews += sign * session.pageviews;
-                delta.events += sign * session.events;
-                if sign > 0 {
-                    delta.visitors.insert(session.visitor_id);
-                }
+                self.change_row(&session.site, span, bucket_ms, property, value, |delta| {
+                    delta.visits += sign;
+                    delta.bounces += sign * i64::from(session.is_bounce());
+                    delta.duration_ms += sign * session.duration_ms();
+                    delta.pageviews += sign * session.pageviews;
+                    delta.events += sign * session.events;
+                    if sign > 0 {
+                        delta.visitors.insert(session.visitor_id);
+                    }
+                });
             }
         }
     }
 
-    fn row(
+    /// Runs `change` on the row's delta, creating it if missing. The key is built in a reused
+    /// scratch key, so folding a batch allocates once per row, not once per event and row.
+    fn change_row(
         &mut self,
         site: &str,
         span: Span,
         bucket_ms: i64,
         property: &str,
         value: &str,
-    ) -> &mut Delta {
-        self.rows
-            .entry(RowKey {
-                site: site.to_owned(),
-                span,
-                bucket_ms,
-                property: property.to_owned(),
-                value: value.to_owned(),
-            })
-            .or_default()
+        change: impl FnOnce(&mut Delta),
+    ) {
+        let probe = &mut self.probe;
+        probe.site.clear();
+        probe.site.push_str(site);
+        probe.span = span;
+        probe.bucket_ms = bucket_ms;
+        probe.property.clear();
+        probe.property.push_str(property);
+        probe.value.clear();
+        probe.value.push_str(value);
+        if let Some(delta) = self.rows.get_mut(probe) {
+            change(delta);
+            return;
+        }
+        change(self.rows.entry(probe.clone()).or_default());
     }
 
     /// Folds another batch's deltas into these.

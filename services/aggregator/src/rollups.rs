@@ -10,6 +10,7 @@ use beacon_pipeline::session::{Session, plan, visitor_ids_of};
 use beacon_schemas::Event;
 use beacon_store::zones::Zones;
 use beacon_store::{Pool, StoreError, rollups, sessions};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 /// Applies the events not applied before; returns them (the ones this call applied). All or
@@ -25,10 +26,10 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
 
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
     let new_ids: HashSet<Uuid> = tx
-        .query(
+        .query_typed(
             "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            &[&ids],
+            &[(&ids, Type::UUID_ARRAY)],
         )
         .await?
         .iter()
@@ -51,9 +52,14 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
         // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
         metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
     }
-    sessions::replace(&*tx, &transition.removed, &transition.added).await?;
     let zones = Zones::load(&*tx, &sites).await?;
-    rollups::apply(&*tx, &Rollup::of_batch(&new_events, &transition, &zones)).await?;
+    // PostgreSQL writes the sessions while this process folds the deltas (two cores at work).
+    let (replaced, rollup) = tokio::join!(
+        sessions::replace(&*tx, &transition.removed, &transition.added),
+        async { Rollup::of_batch(&new_events, &transition, &zones) },
+    );
+    replaced?;
+    rollups::apply(&*tx, &rollup).await?;
     tx.commit().await?;
     Ok(new_events)
 }

@@ -127,9 +127,7 @@ pub async fn rebuild(client: &impl GenericClient, site: &str) -> Result<u64, Sto
 }
 
 async fn flush(client: &impl GenericClient, pending: &mut Rollup) -> Result<u64, StoreError> {
-    let rollup = Rollup {
-        rows: std::mem::take(&mut pending.rows),
-    };
+    let rollup = Rollup::from_rows(std::mem::take(&mut pending.rows));
     rollups::apply(client, &rollup).await?;
     Ok(rollup.rows.len() as u64)
 }

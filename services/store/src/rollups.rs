@@ -10,6 +10,7 @@ use beacon_pipeline::rollup::{Delta, Rollup, RowKey, Span};
 use beacon_pipeline::sketch::VisitorSketch;
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
 
 use crate::postgres::StoreError;
 
@@ -21,9 +22,9 @@ pub async fn lock_sites(client: &impl GenericClient, sites: &[&str]) -> Result<(
     sorted.dedup();
     for site in sorted {
         client
-            .execute(
+            .execute_typed(
                 "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))",
-                &[&site],
+                &[(&site, Type::TEXT)],
             )
             .await?;
     }
@@ -67,7 +68,7 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
         sketches.push(merged_sketch(stored.get(key), delta)?);
     }
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO rollups AS r (site, property, value, span, bucket, pageviews, events,
                  visits, bounces, duration_ms, visitors)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
@@ -81,17 +82,17 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
                  duration_ms = r.duration_ms + EXCLUDED.duration_ms,
                  visitors = coalesce(EXCLUDED.visitors, r.visitors)",
             &[
-                &sites,
-                &properties,
-                &values,
-                &spans,
-                &buckets,
-                &pageviews,
-                &events,
-                &visits,
-                &bounces,
-                &durations,
-                &sketches,
+                (&sites, Type::TEXT_ARRAY),
+                (&properties, Type::TEXT_ARRAY),
+                (&values, Type::TEXT_ARRAY),
+                (&spans, Type::TEXT_ARRAY),
+                (&buckets, Type::TIMESTAMPTZ_ARRAY),
+                (&pageviews, Type::INT8_ARRAY),
+                (&events, Type::INT8_ARRAY),
+                (&visits, Type::INT8_ARRAY),
+                (&bounces, Type::INT8_ARRAY),
+                (&durations, Type::INT8_ARRAY),
+                (&sketches, Type::BYTEA_ARRAY),
             ],
         )
         .await?;
@@ -99,7 +100,8 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
 }
 
 /// The sketch to store for a row: the stored one merged with the delta's, or `None` to keep the
-/// stored one as it is.
+/// stored one as it is — also when the delta's visitors change nothing in it (visitors seen before
+/// in the row, or registers already as high), which spares rewriting an 8 KiB value.
 fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u8>>, StoreError> {
     if delta.visitors.is_empty() {
         return Ok(None);
@@ -111,7 +113,11 @@ fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u
         None => VisitorSketch::default(),
     };
     sketch.merge(&delta.visitors);
-    Ok(Some(sketch.to_bytes()))
+    let merged = sketch.to_bytes();
+    if stored.is_some_and(|bytes| *bytes == merged) {
+        return Ok(None);
+    }
+    Ok(Some(merged))
 }
 
 /// The stored sketches of the rows whose deltas add visitors.
@@ -134,13 +140,19 @@ async fn stored_sketches(
     let spans: Vec<&str> = keys.iter().map(|k| k.span.as_str()).collect();
     let buckets: Vec<DateTime<Utc>> = keys.iter().map(|k| bucket_time(k.bucket_ms)).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT r.site, r.property, r.value, r.span, r.bucket, r.visitors
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
                  AS k (site, property, value, span, bucket)
              JOIN rollups r USING (site, property, value, span, bucket)
              WHERE r.visitors IS NOT NULL",
-            &[&sites, &properties, &values, &spans, &buckets],
+            &[
+                (&sites, Type::TEXT_ARRAY),
+                (&properties, Type::TEXT_ARRAY),
+                (&values, Type::TEXT_ARRAY),
+                (&spans, Type::TEXT_ARRAY),
+                (&buckets, Type::TIMESTAMPTZ_ARRAY),
+            ],
         )
         .await?;
     let mut stored = HashMap::with_capacity(rows.len());

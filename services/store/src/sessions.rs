@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use beacon_pipeline::session::{SESSION_GAP_MS, Session};
+use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
 use crate::postgres::StoreError;
@@ -38,14 +39,14 @@ pub async fn load(
 ) -> Result<Vec<Session>, StoreError> {
     let ids: Vec<i64> = visitor_ids.iter().map(|&id| id_to_sql(id)).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT state, closed FROM sessions
              WHERE site = $1 AND visitor_id = ANY($2) AND end_ms > $3 AND start_ms < $4",
             &[
-                &site,
-                &ids,
-                &first_ms.saturating_sub(SESSION_GAP_MS),
-                &last_ms.saturating_add(SESSION_GAP_MS),
+                (&site, Type::TEXT),
+                (&ids, Type::INT8_ARRAY),
+                (&first_ms.saturating_sub(SESSION_GAP_MS), Type::INT8),
+                (&last_ms.saturating_add(SESSION_GAP_MS), Type::INT8),
             ],
         )
         .await?;
@@ -88,14 +89,22 @@ pub async fn replace(
         .iter()
         .map(|s| rmp_serde::to_vec_named(s).map_err(|e| StoreError::Invalid(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    // Typed: parse, bind and execute go out in one message, so the caller can fold the batch
+    // while PostgreSQL writes.
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO sessions (site, visitor_id, start_ms, end_ms, state)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::bytea[])
              ON CONFLICT (site, visitor_id, start_ms) DO UPDATE SET
                  end_ms = EXCLUDED.end_ms, state = EXCLUDED.state,
                  closed = false, touched_at = now()",
-            &[&sites, &ids, &starts, &ends, &states],
+            &[
+                (&sites, Type::TEXT_ARRAY),
+                (&ids, Type::INT8_ARRAY),
+                (&starts, Type::INT8_ARRAY),
+                (&ends, Type::INT8_ARRAY),
+                (&states, Type::BYTEA_ARRAY),
+            ],
         )
         .await?;
     Ok(())
