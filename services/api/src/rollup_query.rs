@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use beacon_pipeline::rollup::{Delta, Rollup, VISITS};
-use beacon_pipeline::sketch::VisitorSketch;
 use beacon_store::zones::Zones;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
@@ -134,10 +133,12 @@ impl RollupQuery<'_> {
                 duration_ms: row.get(5),
                 ..Sums::default()
             };
-            let sketches: Option<Vec<Vec<u8>>> = row.get(6);
+            // Borrowed from the row's buffer: a breakdown reads megabytes of sketches.
+            let sketches: Option<Vec<&[u8]>> = row.get(6);
             for bytes in sketches.unwrap_or_default() {
-                let sketch = VisitorSketch::from_bytes(&bytes).map_err(ApiError::unavailable)?;
-                sums.visitors.merge(&sketch);
+                sums.visitors
+                    .merge_stored(bytes)
+                    .map_err(ApiError::unavailable)?;
             }
             groups.entry(key).or_default().add(&sums);
         }
