@@ -30,6 +30,9 @@ struct Args {
     /// Requests per query kind and cache mode.
     #[arg(long, default_value_t = 200)]
     requests: usize,
+    /// Keep the loaded PostgreSQL schema afterwards (to inspect query plans); its name is printed.
+    #[arg(long)]
+    keep: bool,
 }
 
 const SITE: &str = "bench.example";
@@ -326,9 +329,13 @@ async fn main() -> anyhow::Result<()> {
     }
     shutdown.cancel();
     server.await??;
-    beacon_store::postgres::drop_namespace(&postgres_url, &namespace)
-        .await
-        .ok();
+    if args.keep {
+        println!("kept schema {namespace}");
+    } else {
+        beacon_store::postgres::drop_namespace(&postgres_url, &namespace)
+            .await
+            .ok();
+    }
     let _: Result<(), _> = redis
         .del::<(), _>(LiveKeys::new(&namespace).pattern())
         .await;
