@@ -1,6 +1,8 @@
-//! A third-party Plausible Stats API v1 client, run unmodified against Beacon: `kctl-plausible`
-//! (PyPI, installed by scripts/test into .services/kctl) exports breakdowns, and every number must
-//! equal the ground truth of the dataset.
+//! Third-party Plausible Stats API v1 clients, run unmodified against Beacon, and every number
+//! they read must equal the ground truth of the dataset: `kctl-plausible` (PyPI, installed by
+//! scripts/test into .services/kctl) exports breakdowns; `plausible-mcp` (PyPI, an MCP server
+//! over the Stats API, in .services/plausible-mcp) reads the daily timeseries through its
+//! `get_timeseries` tool, called over MCP's stdio transport by `tests/clients/plausible_mcp_timeseries.py`.
 //!
 //! What could not be used, and why (so nobody tries again blindly): Airbyte's `source-plausible`
 //! 0.1.14 validates `api_url` against a pattern no URL with a scheme matches, so it only ever talks
@@ -25,6 +27,40 @@ fn client() -> String {
              .services/kctl and sets it"
         )
     })
+}
+
+/// The virtualenv holding plausible-mcp and the MCP client library.
+fn plausible_mcp() -> String {
+    std::env::var("BEACON_PLAUSIBLE_MCP").unwrap_or_else(|_| {
+        panic!(
+            "BEACON_PLAUSIBLE_MCP is not set: scripts/test installs plausible-mcp into \
+             .services/plausible-mcp and sets it"
+        )
+    })
+}
+
+/// plausible-mcp's `get_timeseries` answer for `site` and `range` (its JSON), the server talking
+/// to Beacon's API with the test's key.
+fn plausible_mcp_timeseries(pipeline: &Pipeline, site: &str, range: &str) -> Value {
+    let venv = plausible_mcp();
+    let driver = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/plausible_mcp_timeseries.py"
+    );
+    let output = Command::new(format!("{venv}/bin/python"))
+        .args([driver, &format!("{venv}/bin/plausible-mcp"), site, range])
+        .env("PLAUSIBLE_BASE_URL", &pipeline.api)
+        .env("PLAUSIBLE_API_KEY", &pipeline.key)
+        .env("DO_NOT_TRACK", "1")
+        .output()
+        .expect("run plausible-mcp");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "plausible-mcp get_timeseries failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
 }
 
 /// Runs the client (profile `beacon`, its configuration in a home of the test's own) and returns
@@ -67,6 +103,7 @@ fn rows(answer: &Value) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_party_plausible_client_reads_the_right_numbers() {
     client();
+    plausible_mcp();
     let http = reqwest::Client::new();
     let pipeline = start_pipeline("kctl", &http).await;
     let first_day = Utc::now().date_naive() - Days::new(8);
@@ -158,5 +195,31 @@ async fn a_third_party_plausible_client_reads_the_right_numbers() {
                 }
             }
         }
+    }
+    // plausible-mcp's get_timeseries: visitors per local day of the last 30 days.
+    let answer = plausible_mcp_timeseries(&pipeline, site, "30d");
+    let points = answer["timeseries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(points.len(), 30, "{answer}");
+    let days_with_visitors = points.iter().filter(|p| p["visitors"] != json!(0)).count();
+    assert!(
+        days_with_visitors >= 3,
+        "the dataset's days are in range: {answer}"
+    );
+    for (i, point) in points.iter().enumerate() {
+        let day = today - Days::new(29) + Days::new(i as u64);
+        let (hits, visits) = truth.in_range(
+            local_midnight(tz, day).timestamp_millis(),
+            local_midnight(tz, day + Days::new(1)).timestamp_millis(),
+        );
+        assert_eq!(
+            point["date"],
+            json!(day.format("%Y-%m-%d").to_string()),
+            "{answer}"
+        );
+        assert_eq!(
+            point["visitors"],
+            metrics(&hits, &visits)["visitors"],
+            "{day}: {answer}"
+        );
     }
 }
