@@ -54,10 +54,16 @@ fn plausible_mcp_timeseries(pipeline: &Pipeline, site: &str, range: &str) -> Val
         .env("DO_NOT_TRACK", "1")
         .output()
         .expect("run plausible-mcp");
+    printed_json("plausible-mcp get_timeseries", &output)
+}
+
+/// What a client printed, as JSON; the test fails with its output if it failed or printed
+/// something else.
+fn printed_json(what: &str, output: &std::process::Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "plausible-mcp get_timeseries failed:\n{stdout}\n{}",
+        "{what} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
@@ -80,14 +86,7 @@ fn run(pipeline: &Pipeline, args: &[&str]) -> std::process::Output {
 fn kctl(pipeline: &Pipeline, args: &[&str]) -> Value {
     let mut all = vec!["--json", "--quiet", "--profile", "beacon"];
     all.extend_from_slice(args);
-    let output = run(pipeline, &all);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "kctl-plausible {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+    printed_json(&format!("kctl-plausible {args:?}"), &run(pipeline, &all))
 }
 
 /// The rows of a client answer, whether it prints `{"results": [...]}` or the bare list.
