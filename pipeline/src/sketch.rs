@@ -138,18 +138,7 @@ impl VisitorSketch {
         if let (Repr::Registers(mine), Some((&TAG_PACKED, packed))) =
             (&mut self.0, bytes.split_first())
         {
-            let (nibbles, listed) = check_packed(packed)?;
-            for (pair, &byte) in mine.chunks_exact_mut(2).zip(nibbles) {
-                pair[0] = pair[0].max(byte & 0x0F);
-                pair[1] = pair[1].max(byte >> 4);
-            }
-            for entry in listed.chunks_exact(3) {
-                let index = usize::from(u16::from_le_bytes([entry[0], entry[1]]));
-                if let Some(register) = mine.get_mut(index) {
-                    *register = (*register).max(entry[2]);
-                }
-            }
-            return Ok(());
+            return merge_packed(mine, packed);
         }
         self.merge(&Self::from_bytes(bytes)?);
         Ok(())
@@ -288,16 +277,26 @@ fn check_packed(packed: &[u8]) -> Result<(&[u8], &[u8]), SketchError> {
 }
 
 fn unpack(packed: &[u8]) -> Result<Box<[u8]>, SketchError> {
-    let (nibbles, listed) = check_packed(packed)?;
     let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
+    merge_packed(&mut registers, packed)?;
+    Ok(registers)
+}
+
+/// Raises `registers` to the packed ones (a register-wise maximum); checks first, so on error
+/// `registers` is unchanged.
+fn merge_packed(registers: &mut [u8], packed: &[u8]) -> Result<(), SketchError> {
+    let (nibbles, listed) = check_packed(packed)?;
     for (pair, &byte) in registers.chunks_exact_mut(2).zip(nibbles) {
-        pair[0] = byte & 0x0F;
-        pair[1] = byte >> 4;
+        pair[0] = pair[0].max(byte & 0x0F);
+        pair[1] = pair[1].max(byte >> 4);
     }
     for entry in listed.chunks_exact(3) {
-        registers[usize::from(u16::from_le_bytes([entry[0], entry[1]]))] = entry[2];
+        let index = usize::from(u16::from_le_bytes([entry[0], entry[1]]));
+        if let Some(register) = registers.get_mut(index) {
+            *register = (*register).max(entry[2]);
+        }
     }
-    Ok(registers)
+    Ok(())
 }
 
 /// What `hyperloglockless::HyperLogLog::insert` does to its registers, on ours: the top
