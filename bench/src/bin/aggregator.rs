@@ -2,7 +2,7 @@
 //! rate of pulling and acking the same stream, measured in the same run; and the process's memory
 //! round after round (it must stay flat).
 //!
-//! `cargo run --release -p beacon-bench --bin aggregator -- --events 20000 --rounds 5`
+//! `cargo run --release -p beacon-bench --bin aggregator -- --events 50000 --rounds 5`
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use futures::StreamExt;
 #[derive(Parser)]
 struct Args {
     /// Events per round.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     events: usize,
     /// Rounds (each measures the raw rate, then the aggregator).
     #[arg(long, default_value_t = 5)]
@@ -25,14 +25,18 @@ struct Args {
     /// Batch size of both the raw consumer and the aggregator.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Distinct visitors per round. At least the batch size, so that (as on a busy site) the
+    /// events of one batch come from different visitors: the most session writes per event.
+    #[arg(long, default_value_t = 10_000)]
+    visitors: usize,
 }
 
-/// A page view of one of 2,000 visitors, in visits of a few page views a minute apart.
-fn event(round: usize, n: usize) -> beacon_schemas::Event {
+/// A page view of one of `visitors` visitors, in visits of a page a minute.
+fn event(round: usize, n: usize, visitors: usize) -> beacon_schemas::Event {
     let mut e = beacon_bench::sample_event("bench.example", n);
-    let visitor = (n % 2_000) as u64;
-    e.visitor_id = visitor + 1_000_000 * round as u64;
-    e.timestamp_ms -= 3_600_000 - (n / 2_000) as i64 * 60_000;
+    let visitor = (n % visitors) as u64;
+    e.visitor_id = visitor + 1_000_000_000 * round as u64;
+    e.timestamp_ms -= 3_600_000 - (n / visitors) as i64 * 60_000;
     e.id = beacon_schemas::EventId::new_at(e.timestamp_ms);
     e
 }
@@ -100,6 +104,10 @@ fn rss_mib() -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    anyhow::ensure!(
+        args.visitors >= args.batch,
+        "--visitors must be at least --batch (a batch of events from distinct visitors)"
+    );
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -135,7 +143,9 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut last_seq = 0u64;
     for round in 1..=args.rounds {
-        let events: Vec<_> = (0..args.events).map(|n| event(round, n)).collect();
+        let events: Vec<_> = (0..args.events)
+            .map(|n| event(round, n, args.visitors))
+            .collect();
         beacon_bench::publish_all(&publisher, &events).await?;
         last_seq += events.len() as u64;
         let raw = raw(&stream, args.batch, args.events, round).await?;
@@ -225,20 +235,24 @@ async fn main() -> anyhow::Result<()> {
          decodes and acks all of them (the raw rate), then the aggregator runs in-process on the\n\
          same messages until JetStream reports the last one acknowledged: dedup ids, sessions,\n\
          rollup rows with visitor sketches and live counters committed, then acked. Events are page\n\
-         views of 2,000 visitors per round in visits of a page a minute. Bar: 30% of the raw rate,\n\
+         views of {} visitors per round in visits of a page a minute (no two events of a batch from\n\
+         the same visitor, as on a busy site). Bar: 30% of the raw rate,\n\
          memory flat across rounds (RSS of the whole benchmark process, after each round).\n\n\
          | round | raw pull+ack (msgs/s) | aggregator (events/s) | aggregator / raw | RSS (MiB) |\n\
          |---|---|---|---|---|\n{table}\
          | mean | {:.0} | {:.0} | {:.0}% | |\n\n\
-         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {}`\n",
+         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {} --batch {} --visitors {}`\n",
         beacon_bench::machine(),
         args.events,
         args.batch,
+        args.visitors,
         sum_r / rows.len() as f64,
         sum_a / rows.len() as f64,
         100.0 * sum_a / sum_r,
         args.events,
         args.rounds,
+        args.batch,
+        args.visitors,
     );
     beacon_bench::write_results("aggregator", &markdown)
 }

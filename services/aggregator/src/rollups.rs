@@ -4,6 +4,7 @@
 //! and changes nothing.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 
 use beacon_pipeline::rollup::Rollup;
 use beacon_pipeline::session::{Session, plan, visitor_ids_of};
@@ -16,6 +17,7 @@ use uuid::Uuid;
 /// Applies the events not applied before; returns them (the ones this call applied). All or
 /// nothing.
 pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreError> {
+    let mut steps = Steps::start();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
 
@@ -23,6 +25,7 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     sites.sort_unstable();
     sites.dedup();
     rollups::lock_sites(&*tx, &sites).await?;
+    steps.lap("lock");
 
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
     let new_ids: HashSet<Uuid> = tx
@@ -35,6 +38,7 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
         .iter()
         .map(|row| row.get(0))
         .collect();
+    steps.lap("dedup");
     let new_events: Vec<Event> = events
         .iter()
         .filter(|e| new_ids.contains(&e.id.as_uuid()))
@@ -46,7 +50,9 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     }
 
     let stored = stored_sessions(&*tx, &new_events).await?;
+    steps.lap("load");
     let transition = plan(&stored, &new_events);
+    steps.lap("plan");
     let reopened = transition.removed.iter().filter(|s| s.closed).count();
     if reopened > 0 {
         // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
@@ -54,13 +60,27 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     }
     let zones = Zones::load(&*tx, &sites).await?;
     // PostgreSQL writes the sessions while this process folds the deltas (two cores at work).
-    let (replaced, rollup) = tokio::join!(
+    let (replaced, (rollup, fold)) = tokio::join!(
         sessions::replace(&*tx, &transition.removed, &transition.added),
-        async { Rollup::of_batch(&new_events, &transition, &zones) },
+        async {
+            let started = Instant::now();
+            let rollup = Rollup::of_batch(&new_events, &transition, &zones);
+            (rollup, started.elapsed())
+        },
     );
     replaced?;
+    steps.lap("sessions");
     rollups::apply(&*tx, &rollup).await?;
+    steps.lap("rollups");
     tx.commit().await?;
+    steps.lap("commit");
+    tracing::debug!(
+        events = new_events.len(),
+        rows = rollup.rows.len(),
+        ?fold,
+        %steps,
+        "batch applied"
+    );
     Ok(new_events)
 }
 
@@ -84,4 +104,36 @@ async fn stored_sessions(
         stored.extend(sessions::load(tx, site, &ids, first, last).await?);
     }
     Ok(stored)
+}
+
+/// Time per step of one batch, for the debug log (`RUST_LOG=beacon_aggregator=debug`): where a
+/// batch's time goes.
+struct Steps {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    fn start() -> Self {
+        Self {
+            last: Instant::now(),
+            laps: Vec::with_capacity(8),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.laps.push((step, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (step, took)) in self.laps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{step}={:.1}ms", took.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
+    }
 }
