@@ -256,6 +256,12 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
         (
+            "breakdown event:page, all pages (limit 100)",
+            format!(
+                "/api/v1/stats/breakdown?{common}&property=event:page&metrics=visitors,pageviews"
+            ),
+        ),
+        (
             "breakdown visit:source",
             format!(
                 "/api/v1/stats/breakdown?{common}&property=visit:source&metrics=visitors,visits,bounce_rate"
@@ -304,6 +310,26 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "check: {pageviews} page views, {visitors} visitors (expected about {:.0})",
         29.0 * per_day
+    );
+    // The top 10 pages, read with the sketches of only the pages that can rank there, are the
+    // first 10 of the full list (which reads every page's sketches).
+    let get = |path: &str| {
+        let request = http.get(format!("{api}{path}")).bearer_auth(&key);
+        async move { anyhow::Ok(request.send().await?.json::<serde_json::Value>().await?) }
+    };
+    let top = get(&queries[2].1).await?;
+    let all = get(&queries[3].1).await?;
+    let first_ten: Vec<&serde_json::Value> = all["results"]
+        .as_array()
+        .map(|rows| rows.iter().take(10).collect())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        all["results"].as_array().map(Vec::len) == Some(PAGES)
+            && top["results"]
+                .as_array()
+                .map(|rows| rows.iter().collect::<Vec<_>>())
+                == Some(first_ten),
+        "the top 10 pages {top} are not the first 10 of all pages {all}"
     );
     let (health_p50, health_p99) =
         measure(&http, &format!("{api}/healthz"), &key, args.requests, None).await?;

@@ -13,6 +13,7 @@ mod report;
 mod rollup_query;
 mod stats;
 mod tiling;
+mod top_values;
 mod v1;
 
 use std::sync::Arc;

@@ -127,13 +127,15 @@ pub struct Scope<'a> {
     pub filter: Option<&'a Filter>,
 }
 
-/// Computes groups of sums for `metrics` in `scope`.
+/// Computes groups of sums for `metrics` in `scope`. `top`: the caller shows only the first
+/// `top` groups ranked by `metrics[0]`, so groups that provably rank lower may be left out.
 pub async fn compute(
     client: &impl tokio_postgres::GenericClient,
     scope: Scope<'_>,
     breakdown: Option<&str>,
     grouping: Grouping,
     metrics: &[Metric],
+    top: Option<usize>,
 ) -> Result<BTreeMap<GroupKey, Group>, ApiError> {
     let Scope {
         site,
@@ -211,7 +213,16 @@ pub async fn compute(
                     m.name()
                 )));
             }
-            let rows = query(property, values).run(client).await?;
+            let query = query(property, values);
+            let rows = match top {
+                Some(n)
+                    if grouping == Grouping::Value
+                        && metrics.first() == Some(&Metric::Visitors) =>
+                {
+                    query.run_top_visitors(client, n).await?
+                }
+                _ => query.run(client).await?,
+            };
             Ok(rows
                 .into_iter()
                 .map(|(key, events)| {

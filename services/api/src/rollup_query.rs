@@ -31,6 +31,17 @@ pub enum ValueMatch {
     NotLike(Vec<String>),
 }
 
+/// What [`RollupQuery::fetch`] reads of the rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Read<'a> {
+    /// Counters only; the groups' sketches stay empty.
+    Counters,
+    /// Counters and merged sketches.
+    WithSketches,
+    /// Counters and merged sketches of these values only.
+    SketchesOf(&'a Vec<&'a str>),
+}
+
 /// How to group the summed rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grouping {
@@ -65,6 +76,22 @@ impl RollupQuery<'_> {
     ) -> Result<BTreeMap<GroupKey, Sums>, ApiError> {
         let calendar = Zones::of(self.site, self.tz);
         let pieces = tile(&calendar, self.site, self.from, self.to, self.grouping);
+        let mut groups = self.fetch(client, &pieces, Read::WithSketches).await?;
+        if self.property.starts_with(VISITS) {
+            self.add_open_visits(client, &calendar, &pieces, &mut groups)
+                .await?;
+        }
+        Ok(groups)
+    }
+
+    /// The pieces' rows summed by group: with the visitor sketches merged, or (`Read::Counters`)
+    /// only the counters, which reads no sketch at all.
+    pub(crate) async fn fetch(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        pieces: &[Piece],
+        read: Read<'_>,
+    ) -> Result<BTreeMap<GroupKey, Sums>, ApiError> {
         let spans: Vec<&str> = pieces.iter().map(|p| p.span.as_str()).collect();
         let froms: Vec<DateTime<Utc>> = pieces.iter().map(|p| p.from).collect();
         let tos: Vec<DateTime<Utc>> = pieces.iter().map(|p| p.to).collect();
@@ -72,19 +99,35 @@ impl RollupQuery<'_> {
             vec![&self.site, &self.property, &spans, &froms, &tos];
         let list: Vec<&str>;
         let value_clause = match self.values {
-            ValueMatch::All => "",
+            ValueMatch::All => String::new(),
             ValueMatch::In(v)
             | ValueMatch::NotIn(v)
             | ValueMatch::Like(v)
             | ValueMatch::NotLike(v) => {
                 list = v.iter().map(String::as_str).collect();
                 params.push(&list);
+                let n = params.len();
                 match self.values {
-                    ValueMatch::In(_) => "AND value = ANY($6)",
-                    ValueMatch::NotIn(_) => "AND NOT (value = ANY($6))",
-                    ValueMatch::Like(_) => "AND value LIKE ANY($6)",
-                    _ => "AND NOT (value LIKE ANY($6))",
+                    ValueMatch::In(_) => format!("AND value = ANY(${n})"),
+                    ValueMatch::NotIn(_) => format!("AND NOT (value = ANY(${n}))"),
+                    ValueMatch::Like(_) => format!("AND value LIKE ANY(${n})"),
+                    _ => format!("AND NOT (value LIKE ANY(${n}))"),
                 }
+            }
+        };
+        let (sketches, only_clause) = match read {
+            Read::Counters => ("NULL::bytea[]", String::new()),
+            Read::WithSketches => (
+                "array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)",
+                String::new(),
+            ),
+            Read::SketchesOf(values) => {
+                params.push(values);
+                let n = params.len();
+                (
+                    "array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)",
+                    format!("AND value = ANY(${n})"),
+                )
             }
         };
         let tz_name;
@@ -103,12 +146,11 @@ impl RollupQuery<'_> {
         };
         let sql = format!(
             "SELECT {group} AS g, sum(pageviews)::int8, sum(events)::int8, sum(visits)::int8,
-                    sum(bounces)::int8, sum(duration_ms)::int8,
-                    array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)
+                    sum(bounces)::int8, sum(duration_ms)::int8, {sketches}
              FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[]) AS p (span, lo, hi)
              JOIN rollups r ON r.site = $1 AND r.property = $2 AND r.span = p.span
                  AND r.bucket >= p.lo AND r.bucket < p.hi
-             WHERE true {value_clause}
+             WHERE true {value_clause} {only_clause}
              GROUP BY g"
         );
         let rows = client
@@ -141,10 +183,6 @@ impl RollupQuery<'_> {
                     .map_err(ApiError::unavailable)?;
             }
             groups.entry(key).or_default().add(&sums);
-        }
-        if self.property.starts_with(VISITS) {
-            self.add_open_visits(client, &calendar, &pieces, &mut groups)
-                .await?;
         }
         Ok(groups)
     }

@@ -87,7 +87,7 @@ pub async fn summary(
         Metric::VisitDuration,
     ];
     let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let query = |grouping, breakdown, metrics: &'static [Metric]| {
+    let query = |grouping, breakdown, metrics: &'static [Metric], top| {
         let scope = Scope {
             site: &site.domain,
             tz: site.timezone,
@@ -95,9 +95,9 @@ pub async fn summary(
             to: range.to,
             filter: None,
         };
-        compute(&**client, scope, breakdown, grouping, metrics)
+        compute(&**client, scope, breakdown, grouping, metrics, top)
     };
-    let totals = query(Grouping::None, None, &ALL_METRICS)
+    let totals = query(Grouping::None, None, &ALL_METRICS, None)
         .await?
         .into_values()
         .next()
@@ -106,6 +106,7 @@ pub async fn summary(
         Grouping::Time(range.interval, site.timezone),
         None,
         &[Metric::Visitors],
+        None,
     )
     .await?;
     let timeseries = series(&over_time, &range, range.interval)
@@ -127,9 +128,21 @@ pub async fn summary(
             })
             .collect::<Vec<_>>()
     };
-    let pages = query(Grouping::Value, Some("event:page"), &[Metric::Visitors]).await?;
+    let pages = query(
+        Grouping::Value,
+        Some("event:page"),
+        &[Metric::Visitors],
+        Some(TOP),
+    )
+    .await?;
     let top_pages = top("event:page", pages);
-    let sources = query(Grouping::Value, Some("visit:source"), &[Metric::Visitors]).await?;
+    let sources = query(
+        Grouping::Value,
+        Some("visit:source"),
+        &[Metric::Visitors],
+        Some(TOP),
+    )
+    .await?;
     let top_sources = top("visit:source", sources);
 
     let live = beacon_store::live::read(

@@ -170,7 +170,8 @@ pub async fn aggregate(
                     to,
                     filter: req.filter.as_ref(),
                 };
-                let groups = compute(client, scope, None, Grouping::None, &req.metrics).await?;
+                let groups =
+                    compute(client, scope, None, Grouping::None, &req.metrics, None).await?;
                 Ok::<Group, ApiError>(groups.into_values().next().unwrap_or_default())
             }
         };
@@ -258,6 +259,7 @@ pub async fn timeseries(
             None,
             Grouping::Time(interval, req.site.timezone),
             &req.metrics,
+            None,
         )
         .await?;
         let results: Vec<Value> = series(&groups, &req.range, interval)
@@ -339,6 +341,7 @@ pub async fn breakdown(
             Some(&property),
             Grouping::Value,
             &req.metrics,
+            Some(page.saturating_mul(limit)),
         )
         .await?;
         let rows = ranked(groups, req.metrics[0]);

@@ -213,6 +213,31 @@ impl Checker<'_> {
         }
     }
 
+    /// Fetches one page of a breakdown and checks its values in order and their metrics.
+    async fn ranked_page(
+        &mut self,
+        what: &str,
+        path: &str,
+        key: &str,
+        expected: &[(String, BTreeMap<&'static str, Value>)],
+    ) {
+        let body = self.get(path).await;
+        let rows = body["results"].as_array().cloned().unwrap_or_default();
+        let order: Vec<&str> = rows
+            .iter()
+            .map(|row| row[key].as_str().unwrap_or_default())
+            .collect();
+        let expected_order: Vec<&str> = expected.iter().map(|(v, _)| v.as_str()).collect();
+        if order != expected_order {
+            self.mismatches.push(format!(
+                "{what}: values {order:?}, expected {expected_order:?}"
+            ));
+        }
+        for ((value, metrics), row) in expected.iter().zip(&rows) {
+            self.compare(&format!("{what}={value}"), row, metrics);
+        }
+    }
+
     fn compare(&mut self, what: &str, actual: &Value, expected: &BTreeMap<&'static str, Value>) {
         for (metric, value) in expected {
             self.checked += 1;
@@ -225,6 +250,9 @@ impl Checker<'_> {
         }
     }
 }
+
+/// Rows per page in the checks of breakdown pages.
+const TOP_PAGE: usize = 2;
 
 /// Checks every metric, series and breakdown of every dataset site against the ground truth.
 /// `hourly`: also check hourly series of single days (not after compaction, which keeps days only).
@@ -414,7 +442,7 @@ pub async fn verify(
                         groups.entry(v).or_default().push(h);
                     }
                 }
-                let expected = groups
+                let expected: BTreeMap<String, BTreeMap<&'static str, Value>> = groups
                     .into_iter()
                     .map(|(value, group)| {
                         let mut m = metrics(&group, &[]);
@@ -422,6 +450,34 @@ pub async fn verify(
                         (value, m)
                     })
                     .collect();
+                // Pages of a short list ranked by visitors: the API reads the sketches only of
+                // values that can rank there, and must still rank exactly as the full list.
+                let mut ranking: Vec<(&String, i64)> = expected
+                    .iter()
+                    .map(|(value, m)| (value, m["visitors"].as_i64().unwrap_or(0)))
+                    .collect();
+                ranking.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+                for page in 1..=2 {
+                    let from = (page - 1) * TOP_PAGE;
+                    let rows: Vec<(String, BTreeMap<&'static str, Value>)> = ranking
+                        .iter()
+                        .skip(from)
+                        .take(TOP_PAGE)
+                        .map(|(value, _)| {
+                            let mut m = expected[*value].clone();
+                            m.remove("events");
+                            ((*value).clone(), m)
+                        })
+                        .collect();
+                    checker
+                        .ranked_page(
+                            &format!("{what} breakdown {property} page {page} of {TOP_PAGE}"),
+                            &format!("/api/v1/stats/breakdown?site_id={site}&{period}&property={property}&metrics=visitors,pageviews&limit={TOP_PAGE}&page={page}"),
+                            key,
+                            &rows,
+                        )
+                        .await;
+                }
                 checker
                     .breakdown(
                         &format!("{what} breakdown {property}"),
