@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use beacon_pipeline::referrer::attribute;
-use beacon_pipeline::user_agent::classify;
 use beacon_pipeline::visitor::visitor_id;
 use beacon_schemas::{Enrichment, Event, EventId, Revenue, SCHEMA_VERSION};
 
@@ -126,7 +125,7 @@ pub async fn ingest(
             }
         }
         let client = hit.client.clone().unwrap_or_else(|| sender.clone());
-        match classify(&client.user_agent) {
+        match state.user_agents.classify(&client.user_agent) {
             Ok(agent) => kept.push((hit, client, agent)),
             Err(kind) => {
                 metrics::counter!("beacon_collector_dropped_total", "reason" => bot_label(kind))

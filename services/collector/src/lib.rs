@@ -10,6 +10,7 @@ mod ingest;
 mod plausible;
 mod request;
 mod track;
+mod user_agents;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -57,6 +58,7 @@ pub(crate) struct AppState {
     rate_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     in_flight: tokio::sync::Semaphore,
     geo: Option<GeoIp>,
+    user_agents: user_agents::UserAgents,
 }
 
 /// All collector routes, with CORS for browsers and request metrics.
@@ -78,6 +80,7 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
         trusted_proxies: deps.trusted_proxies,
         rate_limiter,
         in_flight: tokio::sync::Semaphore::new(deps.max_in_flight as usize),
+        user_agents: user_agents::UserAgents::new(),
         geo: deps.geo,
     });
     let cors = CorsLayer::new()
