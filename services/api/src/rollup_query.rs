@@ -115,20 +115,18 @@ impl RollupQuery<'_> {
                 }
             }
         };
-        let (sketches, only_clause) = match read {
-            Read::Counters => ("NULL::bytea[]", String::new()),
-            Read::WithSketches => (
-                "array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)",
-                String::new(),
-            ),
+        let sketches = match read {
+            Read::Counters => "NULL::bytea[]",
+            Read::WithSketches | Read::SketchesOf(_) => {
+                "array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)"
+            }
+        };
+        let only_clause = match read {
             Read::SketchesOf(values) => {
                 params.push(values);
-                let n = params.len();
-                (
-                    "array_agg(visitors) FILTER (WHERE visitors IS NOT NULL)",
-                    format!("AND value = ANY(${n})"),
-                )
+                format!("AND value = ANY(${})", params.len())
             }
+            Read::Counters | Read::WithSketches => String::new(),
         };
         let tz_name;
         let group = match self.grouping {

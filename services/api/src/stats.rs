@@ -117,33 +117,29 @@ pub async fn summary(
             pageviews: group.value(Metric::Pageviews),
         })
         .collect();
-    let top = |property: &'static str, groups| {
-        ranked(groups, Metric::Visitors)
-            .into_iter()
-            .take(TOP)
-            .map(|(value, group)| Row {
-                name: display_value(property, &value).to_string(),
-                visitors: group.value(Metric::Visitors),
-                pageviews: group.value(Metric::Pageviews),
-            })
-            .collect::<Vec<_>>()
+    // The first TOP values of a property by visitors.
+    let top = async |property: &'static str| {
+        let groups = query(
+            Grouping::Value,
+            Some(property),
+            &[Metric::Visitors],
+            Some(TOP),
+        )
+        .await?;
+        Ok::<_, ApiError>(
+            ranked(groups, Metric::Visitors)
+                .into_iter()
+                .take(TOP)
+                .map(|(value, group)| Row {
+                    name: display_value(property, &value).to_string(),
+                    visitors: group.value(Metric::Visitors),
+                    pageviews: group.value(Metric::Pageviews),
+                })
+                .collect::<Vec<_>>(),
+        )
     };
-    let pages = query(
-        Grouping::Value,
-        Some("event:page"),
-        &[Metric::Visitors],
-        Some(TOP),
-    )
-    .await?;
-    let top_pages = top("event:page", pages);
-    let sources = query(
-        Grouping::Value,
-        Some("visit:source"),
-        &[Metric::Visitors],
-        Some(TOP),
-    )
-    .await?;
-    let top_sources = top("visit:source", sources);
+    let top_pages = top("event:page").await?;
+    let top_sources = top("visit:source").await?;
 
     let live = beacon_store::live::read(
         &state.redis,
