@@ -8,6 +8,11 @@ use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
 use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
 
+/// The allocator the `beacon` binary uses, so that a service run in-process here (the aggregator,
+/// the archiver) allocates as it does in production; the baselines of the same process use it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }

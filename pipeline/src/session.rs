@@ -88,8 +88,9 @@ pub struct Stamped<T> {
     pub value: T,
 }
 
-/// One stored visit (or a ping-only session that is not a visit yet). Stored as MessagePack with
-/// named fields, so a newer Beacon reads an older one's sessions.
+/// One stored visit (or a ping-only session that is not a visit yet). Stored as positional
+/// MessagePack (see `beacon_store::sessions`): a new field goes last, with `#[serde(default)]`, so
+/// that a newer Beacon reads an older one's sessions; fields are never removed or reordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub site: String,

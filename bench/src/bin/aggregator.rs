@@ -29,6 +29,9 @@ struct Args {
     /// events of one batch come from different visitors: the most session writes per event.
     #[arg(long, default_value_t = 10_000)]
     visitors: usize,
+    /// Visitors whose sessions the aggregator keeps in memory (`BEACON_SESSION_CACHE`).
+    #[arg(long, default_value_t = 20_000)]
+    session_cache: usize,
 }
 
 /// A page view of one of `visitors` visitors, in visits of a page a minute.
@@ -163,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
                 dedup_window: Duration::from_secs(7 * 86_400),
                 fine_retention: Duration::from_secs(35 * 86_400),
             },
+            session_cache: args.session_cache,
             admin: AdminState {
                 health: Health::default(),
                 metrics: None,
@@ -236,16 +240,18 @@ async fn main() -> anyhow::Result<()> {
          same messages until JetStream reports the last one acknowledged: dedup ids, sessions,\n\
          rollup rows with visitor sketches and live counters committed, then acked. Events are page\n\
          views of {} visitors per round in visits of a page a minute (no two events of a batch from\n\
-         the same visitor, as on a busy site). Bar: 30% of the raw rate,\n\
+         the same visitor, as on a busy site). A fresh aggregator each round, keeping the sessions\n\
+         of up to {} visitors in memory. Bar: 30% of the raw rate,\n\
          memory flat across rounds (RSS of the whole benchmark process, after each round).\n\n\
          | round | raw pull+ack (msgs/s) | aggregator (events/s) | aggregator / raw | RSS (MiB) |\n\
          |---|---|---|---|---|\n{table}\
          | mean | {:.0} | {:.0} | {:.0}% | |\n\n\
-         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {} --batch {} --visitors {}`\n",
+         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {} --batch {} --visitors {} --session-cache {}`\n",
         beacon_bench::machine(),
         args.events,
         args.batch,
         args.visitors,
+        args.session_cache,
         sum_r / rows.len() as f64,
         sum_a / rows.len() as f64,
         100.0 * sum_a / sum_r,
@@ -253,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
         args.rounds,
         args.batch,
         args.visitors,
+        args.session_cache,
     );
     beacon_bench::write_results("aggregator", &markdown)
 }

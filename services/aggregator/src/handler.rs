@@ -2,23 +2,32 @@
 //! one transaction together with their ids, then update the live counters, then ack.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use beacon_jetstream::{BatchHandler, Decision, Delivery};
 use beacon_schemas::{Event, EventId};
 use beacon_store::{LiveKeys, Pool};
 
+use crate::session_cache::SessionCache;
 use crate::{live, rollups};
 
 pub struct AggregateHandler {
     pool: Pool,
+    sessions: Arc<SessionCache>,
     redis: fred::prelude::Client,
     live_keys: LiveKeys,
 }
 
 impl AggregateHandler {
-    pub fn new(pool: Pool, redis: fred::prelude::Client, live_keys: LiveKeys) -> Self {
+    pub fn new(
+        pool: Pool,
+        sessions: Arc<SessionCache>,
+        redis: fred::prelude::Client,
+        live_keys: LiveKeys,
+    ) -> Self {
         Self {
             pool,
+            sessions,
             redis,
             live_keys,
         }
@@ -58,7 +67,7 @@ impl BatchHandler for AggregateHandler {
             return decisions;
         }
 
-        let new_events = match rollups::apply(&self.pool, &events).await {
+        let new_events = match rollups::apply(&self.pool, &self.sessions, &events).await {
             Ok(new_events) => new_events,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot apply rollups");

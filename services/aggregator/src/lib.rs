@@ -5,6 +5,11 @@ mod handler;
 mod live;
 mod maintenance;
 mod rollups;
+mod session_cache;
+#[cfg(test)]
+mod test_events;
+
+use std::sync::Arc;
 
 use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Topology};
@@ -16,6 +21,7 @@ use tokio::net::TcpListener;
 
 pub use handler::AggregateHandler;
 pub use maintenance::{Maintenance, close_quiet_sessions};
+pub use session_cache::SessionCache;
 
 pub struct Deps {
     pub js: jetstream::Context,
@@ -25,6 +31,8 @@ pub struct Deps {
     pub redis: fred::prelude::Client,
     pub live_keys: LiveKeys,
     pub maintenance: Maintenance,
+    /// Visitors whose sessions are kept in memory (`BEACON_SESSION_CACHE`); 0 = none.
+    pub session_cache: usize,
     pub admin: AdminState,
 }
 
@@ -39,8 +47,13 @@ pub async fn run(
             spawn_admin_server("aggregator", listener, deps.admin.clone(), shutdown.clone())
         })
         .transpose()?;
-    let maintenance = tokio::spawn(deps.maintenance.run(deps.pool.clone(), shutdown.clone()));
-    let handler = AggregateHandler::new(deps.pool, deps.redis, deps.live_keys);
+    let sessions = Arc::new(SessionCache::new(deps.session_cache));
+    let maintenance = tokio::spawn(deps.maintenance.run(
+        deps.pool.clone(),
+        sessions.clone(),
+        shutdown.clone(),
+    ));
+    let handler = AggregateHandler::new(deps.pool, sessions, deps.redis, deps.live_keys);
     supervise_consumer(
         &deps.js,
         &deps.topology,

@@ -2,12 +2,15 @@
 //! rollups), forget applied event ids and sessions older than the dedup window, and compact the
 //! rollup rows of old days.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_pipeline::rollup::Rollup;
 use beacon_runtime::CancellationToken;
 use beacon_store::zones::Zones;
 use beacon_store::{Pool, StoreError, rollups, sessions};
+
+use crate::session_cache::SessionCache;
 
 /// Sessions closed per transaction, so a backfill's many visits close in bounded steps.
 const CLOSE_BATCH: i64 = 2_000;
@@ -23,7 +26,7 @@ pub struct Maintenance {
 impl Maintenance {
     /// Runs until `shutdown`. Safe with any number of aggregators: closing takes the site's
     /// aggregation lock and only closes sessions still open.
-    pub async fn run(self, pool: Pool, shutdown: CancellationToken) {
+    pub async fn run(self, pool: Pool, cache: Arc<SessionCache>, shutdown: CancellationToken) {
         let every =
             (self.close_after / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
         let mut last_prune = None::<std::time::Instant>;
@@ -32,7 +35,7 @@ impl Maintenance {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            match close_quiet_sessions(&pool, self.close_after).await {
+            match close_quiet_sessions(&pool, &cache, self.close_after).await {
                 Ok(n) => metrics::counter!("beacon_aggregator_sessions_closed_total").increment(n),
                 Err(e) => tracing::warn!(error = %e, "cannot close quiet sessions"),
             }
@@ -63,8 +66,12 @@ impl Maintenance {
     }
 }
 
-/// Closes every session quiet for `close_after`; returns how many.
-pub async fn close_quiet_sessions(pool: &Pool, close_after: Duration) -> Result<u64, StoreError> {
+/// Closes every session quiet for `close_after`; returns how many. `cache` learns what was closed.
+pub async fn close_quiet_sessions(
+    pool: &Pool,
+    cache: &SessionCache,
+    close_after: Duration,
+) -> Result<u64, StoreError> {
     let mut client = pool.get().await?;
     let sites = sessions::sites_with_idle_sessions(&**client, close_after).await?;
     let mut closed = 0;
@@ -72,10 +79,16 @@ pub async fn close_quiet_sessions(pool: &Pool, close_after: Duration) -> Result<
         loop {
             let tx = client.transaction().await?;
             rollups::lock_sites(&*tx, &[site.as_str()]).await?;
+            let generation = sessions::raise_generations(&*tx, &[site.as_str()])
+                .await?
+                .get(&site)
+                .copied()
+                .ok_or_else(|| StoreError::Invalid(format!("no generation raised for {site}")))?;
             let quiet = sessions::close_idle(&*tx, &site, close_after, CLOSE_BATCH).await?;
             let zones = Zones::load(&*tx, &[site.as_str()]).await?;
             rollups::apply(&*tx, &Rollup::of_closed(&quiet, &zones)).await?;
             tx.commit().await?;
+            cache.record_closed(&site, generation, &quiet);
             closed += quiet.len() as u64;
             if (quiet.len() as i64) < CLOSE_BATCH {
                 break;
@@ -85,9 +98,11 @@ pub async fn close_quiet_sessions(pool: &Pool, close_after: Duration) -> Result<
     Ok(closed)
 }
 
-/// Forgets applied ids and closed sessions older than the window.
+/// Forgets applied ids and closed sessions older than the window. Sessions go site by site under
+/// the site's lock, raising its generation (aggregators' cached sessions of the site are then
+/// read again).
 async fn prune(pool: &Pool, window: Duration) -> Result<(), StoreError> {
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
     let secs = window.as_secs_f64();
     client
         .execute(
@@ -97,11 +112,26 @@ async fn prune(pool: &Pool, window: Duration) -> Result<(), StoreError> {
         .await?;
     let cutoff_ms = chrono::Utc::now().timestamp_millis()
         - i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2);
-    client
-        .execute(
-            "DELETE FROM sessions WHERE closed AND end_ms < $1 AND touched_at < now() - make_interval(secs => $2)",
+    const OLD: &str = "closed AND end_ms < $1 AND touched_at < now() - make_interval(secs => $2)";
+    let sites: Vec<String> = client
+        .query(
+            &format!("SELECT DISTINCT site FROM sessions WHERE {OLD}"),
             &[&cutoff_ms, &secs],
         )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for site in sites {
+        let tx = client.transaction().await?;
+        rollups::lock_sites(&*tx, &[site.as_str()]).await?;
+        sessions::raise_generations(&*tx, &[site.as_str()]).await?;
+        tx.execute(
+            &format!("DELETE FROM sessions WHERE site = $3 AND {OLD}"),
+            &[&cutoff_ms, &secs, &site],
+        )
         .await?;
+        tx.commit().await?;
+    }
     Ok(())
 }

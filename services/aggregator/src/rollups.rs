@@ -3,20 +3,26 @@
 //! events' and sessions' deltas to the rollups. A redelivered event finds its id already applied
 //! and changes nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use beacon_pipeline::rollup::Rollup;
-use beacon_pipeline::session::{Session, plan, visitor_ids_of};
+use beacon_pipeline::session::{SESSION_GAP_MS, Session, plan, visitor_ids_of};
 use beacon_schemas::Event;
 use beacon_store::zones::Zones;
 use beacon_store::{Pool, StoreError, rollups, sessions};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
+
+use crate::session_cache::SessionCache;
 
 /// Applies the events not applied before; returns them (the ones this call applied). All or
 /// nothing.
-pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreError> {
+pub async fn apply(
+    pool: &Pool,
+    cache: &SessionCache,
+    events: &[Event],
+) -> Result<Vec<Event>, StoreError> {
     let mut steps = Steps::start();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -24,21 +30,25 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     let mut sites: Vec<&str> = events.iter().map(|e| e.site.as_str()).collect();
     sites.sort_unstable();
     sites.dedup();
-    rollups::lock_sites(&*tx, &sites).await?;
-    steps.lap("lock");
-
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
-    let new_ids: HashSet<Uuid> = tx
-        .query_typed(
+    let claim: [(&(dyn ToSql + Sync), Type); 1] = [(&ids, Type::UUID_ARRAY)];
+    // Sent together, executed in this order: the site locks, then (under them) the ids claimed
+    // and the sites' generations raised; the sites' time zones meanwhile.
+    let (locked, new_ids, generations, zones) = tokio::join!(
+        rollups::lock_sites(&*tx, &sites),
+        tx.query_typed(
             "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            &[(&ids, Type::UUID_ARRAY)],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    steps.lap("dedup");
+            &claim,
+        ),
+        sessions::raise_generations(&*tx, &sites),
+        Zones::load(&*tx, &sites),
+    );
+    locked?;
+    let generations = generations?;
+    let zones = zones?;
+    let new_ids: HashSet<Uuid> = new_ids?.iter().map(|row| row.get(0)).collect();
+    steps.lap("claim");
     let new_events: Vec<Event> = events
         .iter()
         .filter(|e| new_ids.contains(&e.id.as_uuid()))
@@ -46,10 +56,15 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
         .collect();
     if new_events.is_empty() {
         tx.commit().await?;
+        for (site, &generation) in &generations {
+            // Nothing changed: the cache stays valid at the raised generation.
+            cache.record_batch(site, generation, i64::MIN, HashMap::new(), &[], &[]);
+        }
         return Ok(new_events);
     }
 
-    let stored = stored_sessions(&*tx, &new_events).await?;
+    let before = stored_sessions(&*tx, cache, &generations, &new_events).await?;
+    let stored: Vec<Session> = before.iter().flat_map(|site| site.joinable()).collect();
     steps.lap("load");
     let transition = plan(&stored, &new_events);
     steps.lap("plan");
@@ -58,7 +73,6 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
         // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
         metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
     }
-    let zones = Zones::load(&*tx, &sites).await?;
     // PostgreSQL writes the sessions while this process folds the deltas (two cores at work).
     let (replaced, (rollup, fold)) = tokio::join!(
         sessions::replace(&*tx, &transition.removed, &transition.added),
@@ -74,6 +88,16 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     steps.lap("rollups");
     tx.commit().await?;
     steps.lap("commit");
+    for site in before {
+        cache.record_batch(
+            site.site,
+            site.generation,
+            site.after_ms,
+            site.sessions,
+            &transition.removed,
+            &transition.added,
+        );
+    }
     tracing::debug!(
         events = new_events.len(),
         rows = rollup.rows.len(),
@@ -84,11 +108,36 @@ pub async fn apply(pool: &Pool, events: &[Event]) -> Result<Vec<Event>, StoreErr
     Ok(new_events)
 }
 
-/// The stored sessions the new events can join, site by site.
-async fn stored_sessions(
+/// One site's stored sessions as the batch found them: every session of the batch's visitors
+/// that ends after `after_ms` (the batch's first event on the site minus the session gap).
+struct SiteSessions<'a> {
+    site: &'a str,
+    generation: i64,
+    after_ms: i64,
+    /// Sessions that start later than this cannot be joined by the batch's events either.
+    before_ms: i64,
+    sessions: HashMap<u64, Vec<Session>>,
+}
+
+impl SiteSessions<'_> {
+    /// The sessions the batch's events can join: the ones loading by time span used to return.
+    fn joinable(&self) -> impl Iterator<Item = Session> + '_ {
+        self.sessions
+            .values()
+            .flatten()
+            .filter(|s| s.start_ms < self.before_ms)
+            .cloned()
+    }
+}
+
+/// The stored sessions of the batch's visitors, site by site: from the cache where it can answer
+/// at this transaction's generation, the others loaded.
+async fn stored_sessions<'a>(
     tx: &impl tokio_postgres::GenericClient,
-    events: &[Event],
-) -> Result<Vec<Session>, StoreError> {
+    cache: &SessionCache,
+    generations: &HashMap<String, i64>,
+    events: &'a [Event],
+) -> Result<Vec<SiteSessions<'a>>, StoreError> {
     let mut span: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for e in events {
         let (first, last) = span
@@ -97,13 +146,32 @@ async fn stored_sessions(
         *first = (*first).min(e.timestamp_ms);
         *last = (*last).max(e.timestamp_ms);
     }
-    let mut stored = Vec::new();
+    let mut sites = Vec::new();
     for (site, ids) in visitor_ids_of(events) {
-        let ids: Vec<u64> = ids.into_iter().collect();
         let (first, last) = span[site];
-        stored.extend(sessions::load(tx, site, &ids, first, last).await?);
+        let after_ms = first.saturating_sub(SESSION_GAP_MS);
+        let generation = *generations
+            .get(site)
+            .ok_or_else(|| StoreError::Invalid(format!("no generation raised for site {site}")))?;
+        let known = cache.known(site, generation, ids.iter().copied(), after_ms);
+        let mut sessions = known.sessions;
+        if !known.missing.is_empty() {
+            for visitor in &known.missing {
+                sessions.insert(*visitor, Vec::new());
+            }
+            for s in sessions::load(tx, site, &known.missing, after_ms).await? {
+                sessions.entry(s.visitor_id).or_default().push(s);
+            }
+        }
+        sites.push(SiteSessions {
+            site,
+            generation,
+            after_ms,
+            before_ms: last.saturating_add(SESSION_GAP_MS),
+            sessions,
+        });
     }
-    Ok(stored)
+    Ok(sites)
 }
 
 /// Time per step of one batch, for the debug log (`RUST_LOG=beacon_aggregator=debug`): where a
@@ -137,3 +205,7 @@ impl std::fmt::Display for Steps {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "rollups_tests.rs"]
+mod tests;

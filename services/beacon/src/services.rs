@@ -110,6 +110,7 @@ impl Process {
                 dedup_window: self.config.dedup_window,
                 fine_retention: self.config.rollup_fine_retention,
             },
+            session_cache: self.config.session_cache,
             admin,
         }
     }

@@ -46,6 +46,8 @@ pub struct Config {
     pub archive_retention: Option<Duration>,
     /// A visit nobody touched for this long is closed and counted in the visit rollups.
     pub session_close_after: Duration,
+    /// Visitors whose sessions the aggregator keeps in memory; 0 = none.
+    pub session_cache: usize,
     /// How long the aggregator remembers applied event ids (and keeps sessions) to recognise a
     /// redelivered or replayed event: the allowed lateness.
     pub dedup_window: Duration,
@@ -145,6 +147,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "quiet time after which a visit is closed and counted in the visit rollups",
     ),
     (
+        "BEACON_SESSION_CACHE",
+        "20000",
+        "visitors whose sessions an aggregator keeps in memory instead of reading them back (about 2 KB each); 0 = none",
+    ),
+    (
         "BEACON_DEDUP_WINDOW",
         "7days",
         "how long applied event ids and sessions are kept (allowed lateness)",
@@ -220,6 +227,8 @@ impl Config {
                 _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
             },
             session_close_after: duration(&get, "BEACON_SESSION_CLOSE_AFTER")?,
+            session_cache: usize::try_from(number(&get, "BEACON_SESSION_CACHE", 0, 100_000_000)?)
+                .unwrap_or(20_000),
             dedup_window: duration(&get, "BEACON_DEDUP_WINDOW")?,
             rollup_fine_retention: duration(&get, "BEACON_ROLLUP_FINE_RETENTION")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {

@@ -15,19 +15,18 @@ use tokio_postgres::types::Type;
 use crate::postgres::StoreError;
 
 /// Serializes aggregation per site for the rest of the transaction. Sites are locked in sorted
-/// order, so two aggregators locking overlapping sets cannot deadlock.
+/// order, so two aggregators locking overlapping sets cannot deadlock. One statement (sent as one
+/// message), so a caller may pipeline the statements that must follow it.
 pub async fn lock_sites(client: &impl GenericClient, sites: &[&str]) -> Result<(), StoreError> {
-    let mut sorted = sites.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    for site in sorted {
-        client
-            .execute_typed(
-                "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))",
-                &[(&site, Type::TEXT)],
-            )
-            .await?;
-    }
+    // The subquery's ORDER BY keeps it from being flattened, so the locks are taken row by row
+    // in that order.
+    client
+        .execute_typed(
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || site, 0))
+             FROM (SELECT DISTINCT site FROM unnest($1::text[]) AS s (site) ORDER BY site) AS sorted",
+            &[(&sites, Type::TEXT_ARRAY)],
+        )
+        .await?;
     Ok(())
 }
 

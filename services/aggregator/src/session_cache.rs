@@ -1,0 +1,199 @@
+//! The sessions this process last wrote, kept in memory so that a batch need not read them back
+//! from PostgreSQL. A site's cached sessions are used only while they are provably what is stored:
+//! every transaction that changes a site's sessions raises the site's generation (migration V7),
+//! and a batch uses the cache only if its own transaction raised the generation to exactly one past
+//! the value this process's last commit for the site recorded — nobody else (another aggregator,
+//! the prune, a commit whose outcome this process never learned) wrote in between.
+//!
+//! Per visitor the cache holds every stored session ending after a horizon; a batch whose events
+//! reach further back than the horizon loads the visitor from PostgreSQL instead.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use beacon_pipeline::session::Session;
+
+/// What the cache knows of a batch's visitors on one site.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Per visitor found: its stored sessions ending after the batch's bound (often none).
+    pub sessions: HashMap<u64, Vec<Session>>,
+    /// Visitors to load from PostgreSQL.
+    pub missing: Vec<u64>,
+}
+
+/// Bounded by visitor count; `capacity` 0 turns it off (every visitor is loaded).
+pub struct SessionCache {
+    inner: Option<Mutex<Inner>>,
+}
+
+struct Inner {
+    sites: HashMap<String, SiteState>,
+    /// Keyed by (the site's current slot, visitor id). A site gets a fresh slot whenever its
+    /// cached sessions may be stale, which orphans its old entries until they are evicted.
+    visitors: quick_cache::unsync::Cache<(u64, u64), Entry>,
+    next_slot: u64,
+}
+
+struct SiteState {
+    slot: u64,
+    /// The generation this process's last recorded commit left the site at.
+    generation: i64,
+}
+
+#[derive(Clone)]
+struct Entry {
+    /// Every stored session of the visitor that ends after this instant is in `sessions`.
+    horizon_ms: i64,
+    sessions: Vec<Session>,
+}
+
+impl SessionCache {
+    pub fn new(capacity: usize) -> Self {
+        let inner = (capacity > 0).then(|| {
+            Mutex::new(Inner {
+                sites: HashMap::new(),
+                visitors: quick_cache::unsync::Cache::new(capacity),
+                next_slot: 0,
+            })
+        });
+        Self { inner }
+    }
+
+    /// The stored sessions ending after `after_ms` of each of `visitors` on `site`, for the
+    /// visitors the cache can answer for; `generation` is the site's generation as raised by the
+    /// calling transaction (under the site's lock).
+    pub fn known(
+        &self,
+        site: &str,
+        generation: i64,
+        visitors: impl IntoIterator<Item = u64>,
+        after_ms: i64,
+    ) -> Known {
+        let mut known = Known::default();
+        let Some(inner) = &self.inner else {
+            known.missing = visitors.into_iter().collect();
+            return known;
+        };
+        let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = inner
+            .sites
+            .get(site)
+            .filter(|state| state.generation.checked_add(1) == Some(generation))
+            .map(|state| state.slot);
+        for visitor in visitors {
+            let entry = slot
+                .and_then(|slot| inner.visitors.get(&(slot, visitor)))
+                .filter(|entry| entry.horizon_ms <= after_ms);
+            match entry {
+                Some(entry) => {
+                    let sessions = entry
+                        .sessions
+                        .iter()
+                        .filter(|s| s.end_ms > after_ms)
+                        .cloned()
+                        .collect();
+                    known.sessions.insert(visitor, sessions);
+                }
+                None => known.missing.push(visitor),
+            }
+        }
+        metrics::counter!("beacon_aggregator_session_cache_hits_total")
+            .increment(known.sessions.len() as u64);
+        metrics::counter!("beacon_aggregator_session_cache_misses_total")
+            .increment(known.missing.len() as u64);
+        known
+    }
+
+    /// Records a committed batch on `site` at `generation`. `before` holds, for every visitor the
+    /// batch looked at, all its stored sessions ending after `after_ms` as they were before the
+    /// batch (known plus loaded); `removed` and `added` are the batch's session changes (any site).
+    pub fn record_batch(
+        &self,
+        site: &str,
+        generation: i64,
+        after_ms: i64,
+        mut before: HashMap<u64, Vec<Session>>,
+        removed: &[Session],
+        added: &[Session],
+    ) {
+        let Some(inner) = &self.inner else { return };
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        // If this is not the next generation after the recorded one, `known` answered nothing
+        // for this batch (the generation only grows), so `before` came from PostgreSQL whole.
+        let Some(slot) = inner.advance(site, generation) else {
+            return;
+        };
+        let mut orphans = Vec::new();
+        for s in removed.iter().filter(|s| s.site == site) {
+            match before.get_mut(&s.visitor_id) {
+                Some(sessions) => sessions.retain(|kept| kept.start_ms != s.start_ms),
+                None => orphans.push(s.visitor_id),
+            }
+        }
+        for s in added.iter().filter(|s| s.site == site) {
+            match before.get_mut(&s.visitor_id) {
+                Some(sessions) => {
+                    sessions.retain(|kept| kept.start_ms != s.start_ms);
+                    sessions.push(s.clone());
+                }
+                None => orphans.push(s.visitor_id),
+            }
+        }
+        // A change to a visitor the batch did not look at (not expected: sessions carry the id of
+        // one of their events) leaves that visitor unknown.
+        for visitor in orphans {
+            inner.visitors.remove(&(slot, visitor));
+        }
+        for (visitor, sessions) in before {
+            let entry = Entry {
+                horizon_ms: after_ms,
+                sessions,
+            };
+            inner.visitors.insert((slot, visitor), entry);
+        }
+    }
+
+    /// Records a committed closing of `closed` (sessions of `site`) at `generation`.
+    pub fn record_closed(&self, site: &str, generation: i64, closed: &[Session]) {
+        let Some(inner) = &self.inner else { return };
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = inner.advance(site, generation) else {
+            return;
+        };
+        for s in closed {
+            if let Some(mut entry) = inner.visitors.get_mut(&(slot, s.visitor_id)) {
+                for kept in entry.sessions.iter_mut() {
+                    if kept.start_ms == s.start_ms {
+                        kept.closed = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Moves `site` to `generation` after a commit; returns the slot to record under, or `None`
+    /// when a later commit is already recorded. A gap (someone else wrote) starts a fresh slot.
+    fn advance(&mut self, site: &str, generation: i64) -> Option<u64> {
+        match self.sites.get_mut(site) {
+            Some(state) if generation <= state.generation => None,
+            Some(state) if state.generation.checked_add(1) == Some(generation) => {
+                state.generation = generation;
+                Some(state.slot)
+            }
+            _ => {
+                let slot = self.next_slot;
+                self.next_slot += 1;
+                self.sites
+                    .insert(site.to_owned(), SiteState { slot, generation });
+                Some(slot)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_cache_tests.rs"]
+mod tests;
