@@ -34,9 +34,17 @@ struct Args {
     /// (Visitors' browsers each have their own connection: many, each mostly idle.)
     #[arg(long, default_value_t = 256)]
     rate_connections: usize,
-    /// Seconds of each run.
+    /// Seconds of each peak run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Seconds of the fixed-rate latency run: long enough that the kernel writes back the run's
+    /// own stream data during it (dirty pages older than 30 s are flushed every 5 s).
+    #[arg(long, default_value_t = 40)]
+    latency_seconds: u64,
+    /// Write back what the peak runs left in the page cache (`sync`) before the latency run.
+    /// Off by default: the latency run then also carries the peak runs' writeback.
+    #[arg(long)]
+    sync: bool,
 }
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
@@ -214,14 +222,15 @@ impl RawConnection {
 /// Fixed rate: `workers` keep-alive connections, each sending at `rate / workers`. Latency is
 /// measured from when a request was due, not when it was sent, so a stall is not hidden
 /// (no coordinated omission).
-/// Returns (latency from when due, latency from when sent), each sorted.
+/// Returns, per request in no particular order: when it was due (from the start), its latency
+/// from when due, its latency from when sent.
 async fn fixed_rate(
     addr: std::net::SocketAddr,
     body: &str,
     rate: f64,
     seconds: u64,
     workers: usize,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+) -> anyhow::Result<Vec<(Duration, Duration, Duration)>> {
     let request: Arc<Vec<u8>> = Arc::new(
         format!(
             "POST /track HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {UA}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -246,22 +255,54 @@ async fn fixed_rate(
                     let sent = Instant::now();
                     let status = connection.post(&request).await?;
                     anyhow::ensure!(status == 202, "collector answered {status}");
-                    latencies.push((due.elapsed(), sent.elapsed()));
+                    latencies.push((due - start, due.elapsed(), sent.elapsed()));
                 }
                 Ok::<_, anyhow::Error>(latencies)
             })
         })
         .collect();
-    let (mut from_due, mut from_sent) = (Vec::new(), Vec::new());
+    let mut requests = Vec::new();
     for task in tasks {
-        for (due, sent) in task.await?? {
-            from_due.push(due);
-            from_sent.push(sent);
-        }
+        requests.extend(task.await??);
     }
-    from_due.sort();
-    from_sent.sort();
-    Ok((from_due, from_sent))
+    Ok(requests)
+}
+
+/// Due-based p50, p99 and max of the requests due in each `slice` of the run, as table rows:
+/// whether the tail is spread over the run or comes in bursts.
+fn slices(requests: &[(Duration, Duration, Duration)], slice: Duration) -> String {
+    let mut by_slice: std::collections::BTreeMap<u64, Vec<Duration>> = Default::default();
+    for (due, latency, _) in requests {
+        let n = (due.as_secs_f64() / slice.as_secs_f64()) as u64;
+        by_slice.entry(n).or_default().push(*latency);
+    }
+    let secs = slice.as_secs();
+    by_slice
+        .into_iter()
+        .map(|(n, mut latencies)| {
+            latencies.sort();
+            format!(
+                "| {}–{} | {:.2} | {:.2} | {:.1} |\n",
+                n * secs,
+                (n + 1) * secs,
+                ms(percentile(&latencies, 0.5)),
+                ms(percentile(&latencies, 0.99)),
+                ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+            )
+        })
+        .collect()
+}
+
+/// Dirty page-cache memory waiting to be written back (kB), from `/proc/meminfo`.
+fn dirty_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("Dirty:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Parses the `/track` duration histogram: (upper bound in s, cumulative count).
@@ -419,18 +460,36 @@ async fn main() -> anyhow::Result<()> {
     let batch_ratio = median(&|r| r.batch.0 / r.raw);
 
     let half = single_rate * args.rate_fraction;
+    // The peak runs leave a gigabyte or two of stream data for the kernel to write back (in bursts
+    // every 5 s) during the latency run, which a service running steadily at half its peak would
+    // not carry; `--sync` writes it back first. The run is long enough to include the writeback
+    // of its own data either way.
+    let dirty_before = dirty_kib();
+    if args.sync {
+        let synced = Command::new("sync").status()?;
+        anyhow::ensure!(synced.success(), "sync failed");
+    }
+    let dirty_after = dirty_kib();
+    println!(
+        "page cache to write back at the start of the latency run: {dirty_before} kB, then {dirty_after} kB"
+    );
     let before = scrape(&http, &base).await?;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     // The fixed-rate client gets a runtime of its own on one thread: the generator, the collector
     // and nats-server share two cores, and fewer busy threads mean fewer preemptions.
-    let (body, seconds, workers) = (single.clone(), args.seconds, args.rate_connections);
-    let (steady, steady_sent) = tokio::task::spawn_blocking(move || {
+    let (body, seconds, workers) = (single.clone(), args.latency_seconds, args.rate_connections);
+    let requests = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
             .block_on(fixed_rate(addr, &body, half, seconds, workers))
     })
     .await??;
+    let by_slice = slices(&requests, Duration::from_secs(5));
+    let mut steady: Vec<Duration> = requests.iter().map(|r| r.1).collect();
+    let mut steady_sent: Vec<Duration> = requests.iter().map(|r| r.2).collect();
+    steady.sort();
+    steady_sent.sort();
     let after = scrape(&http, &base).await?;
     let spread: Vec<String> = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .iter()
@@ -496,12 +555,14 @@ async fn main() -> anyhow::Result<()> {
          | median | {raw:.0} | {single_rate:.0} ({single_pct:.0}%) | | ({batch_pct:.0}%) | |\n\n\
          ## Latency at half the peak rate\n\n\
          {rate_conns} keep-alive connections send at a fixed total rate of {half:.0}/s (half the median peak)\n\
-         for {secs} s with a minimal HTTP/1.1 client.\n\n\
+         for {latency_secs} s with a minimal HTTP/1.1 client. The peak runs left {dirty_before} kB in the page cache to\n\
+         write back ({sync_note}); the run is long enough for the kernel to also write back its own stream data.\n\n\
          | measured | p50 (ms) | p99 (ms) |\n|---|---|---|\n\
          | from when each request was due (corrects coordinated omission) | {due50:.2} | {due99:.2} |\n\
          | from when each request was sent | {sent50:.2} | {sent99:.2} |\n\
          | inside the collector (its histogram; bucket upper bounds) | ≤ {srv50} | ≤ {srv99} |\n\n\
          Spread of the due-based latencies: {spread}.\n\n\
+         | seconds of the run | p50 (ms) | p99 (ms) | max (ms) |\n|---|---|---|---|\n{by_slice}\n\
          Bars (issue 3): single ≥ 25% of raw, batch ≥ 50% of raw, p99 < 10 ms at half the peak rate.\n\
          The due-based tail is time the requests spent waiting for a core or for the generator to catch up\n\
          (generator, collector and nats-server share 2 cores); the collector itself answers in ≤ {srv99} ms\n\
@@ -511,6 +572,12 @@ async fn main() -> anyhow::Result<()> {
         conns = args.connections,
         batch = args.batch,
         secs = args.seconds,
+        latency_secs = args.latency_seconds,
+        sync_note = if args.sync {
+            format!("`--sync` wrote it back first: {dirty_after} kB left")
+        } else {
+            "written back during the run".to_string()
+        },
         single_pct = 100.0 * single_ratio,
         batch_pct = 100.0 * batch_ratio,
         rate_conns = args.rate_connections,

@@ -19,6 +19,7 @@ pub fn topology(config: &Config) -> Topology {
 pub fn stream_settings(config: &Config) -> StreamSettings {
     StreamSettings {
         max_age: config.stream_max_age,
+        duplicate_window: config.stream_duplicate_window,
         ..StreamSettings::default()
     }
 }

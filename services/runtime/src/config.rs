@@ -28,6 +28,8 @@ pub struct Config {
     pub namespace: String,
     /// How long the events stream keeps events replayable.
     pub stream_max_age: Duration,
+    /// Window in which JetStream drops a re-sent event id.
+    pub stream_duplicate_window: Duration,
     /// Time JetStream waits for a consumer's ack before redelivering.
     pub consumer_ack_wait: Duration,
     /// Failed deliveries after which a message is dead-lettered.
@@ -115,6 +117,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "BEACON_STREAM_MAX_AGE",
         "30days",
         "how long the events stream keeps events",
+    ),
+    (
+        "BEACON_STREAM_DUPLICATE_WINDOW",
+        "1s",
+        "JetStream drops an event re-sent with the same id within this window (the consumers are idempotent by id anyway)",
     ),
     (
         "BEACON_CONSUMER_ACK_WAIT",
@@ -207,6 +214,16 @@ impl Config {
             trusted_proxies: proxies(&get("BEACON_TRUSTED_PROXIES"))?,
             namespace: namespace(&get("BEACON_NAMESPACE"))?,
             stream_max_age: duration(&get, "BEACON_STREAM_MAX_AGE")?,
+            stream_duplicate_window: match duration(&get, "BEACON_STREAM_DUPLICATE_WINDOW")? {
+                // JetStream would read 0 as its own default of 2 minutes.
+                Duration::ZERO => {
+                    return Err(err(
+                        "BEACON_STREAM_DUPLICATE_WINDOW",
+                        "must be longer than 0 (JetStream reads 0 as 2 minutes)",
+                    ));
+                }
+                window => window,
+            },
             rate_limit: u32::try_from(number(&get, "BEACON_RATE_LIMIT", 0, 1_000_000)?)
                 .unwrap_or(50),
             max_in_flight: u32::try_from(number(&get, "BEACON_MAX_IN_FLIGHT", 1, 10_000_000)?)
@@ -387,6 +404,8 @@ mod tests {
         assert_eq!(config.namespace, "beacon");
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.stream_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.stream_duplicate_window, Duration::from_secs(1));
+        assert_eq!(config.session_cache, 20_000);
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.consumer_ack_wait, Duration::from_secs(30));
         assert_eq!(config.archive_retention, None);
@@ -407,6 +426,8 @@ mod tests {
             ("BEACON_NAMESPACE", "Has.Dots"),
             ("BEACON_NAMESPACE", "1abc"),
             ("BEACON_STREAM_MAX_AGE", "forever"),
+            ("BEACON_STREAM_DUPLICATE_WINDOW", "0s"),
+            ("BEACON_SESSION_CACHE", "-5"),
             ("BEACON_LOG_FORMAT", "xml"),
             ("BEACON_CONSUMER_MAX_DELIVER", "0"),
             ("BEACON_RATE_LIMIT", "-1"),

@@ -300,3 +300,33 @@ async fn dead_letter_decision_moves_the_message_aside_at_once() {
         Some("cannot decode")
     );
 }
+
+/// The events stream forgets message ids after a second (the consumers de-duplicate by event id
+/// however late a copy comes; a long window made nats-server stall publishing, see
+/// bench/results/collector.md); the dead-letter stream keeps them longer than the ack wait, so a
+/// message dead-lettered again after a crash is recognised.
+#[tokio::test]
+async fn the_streams_keep_message_ids_for_their_windows() {
+    let h = harness("windows").await;
+    let window = |stream: String| {
+        let js = h.js.clone();
+        async move {
+            js.get_stream(stream)
+                .await
+                .expect("stream")
+                .get_info()
+                .await
+                .expect("stream info")
+                .config
+                .duplicate_window
+        }
+    };
+    let topology = h.ns.topology();
+    assert_eq!(
+        window(topology.events_stream()).await,
+        Duration::from_secs(1)
+    );
+    let dead_letters = window(topology.dead_letter_stream()).await;
+    assert_eq!(dead_letters, beacon_jetstream::DEAD_LETTER_DUPLICATE_WINDOW);
+    assert!(dead_letters > ConsumerPolicy::default().ack_wait * 2);
+}
