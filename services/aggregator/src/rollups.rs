@@ -88,7 +88,9 @@ pub async fn apply(
     steps.lap("rollups");
     tx.commit().await?;
     steps.lap("commit");
+    let mut untouched = generations;
     for site in before {
+        untouched.remove(site.site);
         cache.record_batch(
             site.site,
             site.generation,
@@ -97,6 +99,10 @@ pub async fn apply(
             &transition.removed,
             &transition.added,
         );
+    }
+    // Sites whose events were all applied before: their sessions did not change.
+    for (site, generation) in untouched {
+        cache.record_batch(&site, generation, i64::MIN, HashMap::new(), &[], &[]);
     }
     tracing::debug!(
         events = new_events.len(),
