@@ -216,9 +216,7 @@ async fn main() -> anyhow::Result<()> {
     beacon_store::postgres::drop_namespace(&postgres_url, &namespace)
         .await
         .ok();
-    let _: Result<(), _> =
-        fred::prelude::KeysInterface::del::<(), _>(&redis, LiveKeys::new(&namespace).pattern())
-            .await;
+    beacon_bench::drop_redis_keys(&redis, &namespace).await;
     beacon_bench::drop_streams(&js, &namespace).await;
 
     let mut table = String::new();

@@ -362,9 +362,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .ok();
     }
-    let _: Result<(), _> = redis
-        .del::<(), _>(LiveKeys::new(&namespace).pattern())
-        .await;
+    beacon_bench::drop_redis_keys(&redis, &namespace).await;
 
     let markdown = format!(
         "# Stats API query latency: 30 days, {} events\n\n\
