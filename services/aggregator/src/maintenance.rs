@@ -78,17 +78,14 @@ pub async fn close_quiet_sessions(
     for site in sites {
         loop {
             let tx = client.transaction().await?;
-            rollups::lock_sites(&*tx, &[site.as_str()]).await?;
-            let generation = sessions::raise_generations(&*tx, &[site.as_str()])
-                .await?
-                .get(&site)
-                .copied()
-                .ok_or_else(|| StoreError::Invalid(format!("no generation raised for {site}")))?;
+            let generations = sessions::lock_for_change(&*tx, &[site.as_str()]).await?;
             let quiet = sessions::close_idle(&*tx, &site, close_after, CLOSE_BATCH).await?;
             let zones = Zones::load(&*tx, &[site.as_str()]).await?;
             rollups::apply(&*tx, &Rollup::of_closed(&quiet, &zones)).await?;
             tx.commit().await?;
-            cache.record_closed(&site, generation, &quiet);
+            if let Some(&generation) = generations.get(&site) {
+                cache.record_closed(&site, generation, &quiet);
+            }
             closed += quiet.len() as u64;
             if (quiet.len() as i64) < CLOSE_BATCH {
                 break;
@@ -124,8 +121,7 @@ async fn prune(pool: &Pool, window: Duration) -> Result<(), StoreError> {
         .collect();
     for site in sites {
         let tx = client.transaction().await?;
-        rollups::lock_sites(&*tx, &[site.as_str()]).await?;
-        sessions::raise_generations(&*tx, &[site.as_str()]).await?;
+        sessions::lock_for_change(&*tx, &[site.as_str()]).await?;
         tx.execute(
             &format!("DELETE FROM sessions WHERE site = $3 AND {OLD}"),
             &[&cutoff_ms, &secs, &site],

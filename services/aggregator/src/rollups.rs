@@ -32,19 +32,17 @@ pub async fn apply(
     sites.dedup();
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
     let claim: [(&(dyn ToSql + Sync), Type); 1] = [(&ids, Type::UUID_ARRAY)];
-    // Sent together, executed in this order: the site locks, then (under them) the ids claimed
-    // and the sites' generations raised; the sites' time zones meanwhile.
-    let (locked, new_ids, generations, zones) = tokio::join!(
-        rollups::lock_sites(&*tx, &sites),
+    // Sent together, executed in this order: the site locks and (under them) the sites'
+    // generations raised, then the ids claimed; the sites' time zones meanwhile.
+    let (generations, new_ids, zones) = tokio::join!(
+        sessions::lock_for_change(&*tx, &sites),
         tx.query_typed(
             "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             &claim,
         ),
-        sessions::raise_generations(&*tx, &sites),
         Zones::load(&*tx, &sites),
     );
-    locked?;
     let generations = generations?;
     let zones = zones?;
     let new_ids: HashSet<Uuid> = new_ids?.iter().map(|row| row.get(0)).collect();
@@ -57,8 +55,7 @@ pub async fn apply(
     if new_events.is_empty() {
         tx.commit().await?;
         for (site, &generation) in &generations {
-            // Nothing changed: the cache stays valid at the raised generation.
-            cache.record_batch(site, generation, i64::MIN, HashMap::new(), &[], &[]);
+            cache.record_unchanged(site, generation);
         }
         return Ok(new_events);
     }
@@ -102,7 +99,7 @@ pub async fn apply(
     }
     // Sites whose events were all applied before: their sessions did not change.
     for (site, generation) in untouched {
-        cache.record_batch(&site, generation, i64::MIN, HashMap::new(), &[], &[]);
+        cache.record_unchanged(&site, generation);
     }
     tracing::debug!(
         events = new_events.len(),

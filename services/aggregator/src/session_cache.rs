@@ -154,6 +154,13 @@ impl SessionCache {
         }
     }
 
+    /// Records a commit at `generation` that left the sessions of `site` as they were.
+    pub fn record_unchanged(&self, site: &str, generation: i64) {
+        let Some(inner) = &self.inner else { return };
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.advance(site, generation);
+    }
+
     /// Records a committed closing of `closed` (sessions of `site`) at `generation`.
     pub fn record_closed(&self, site: &str, generation: i64, closed: &[Session]) {
         let Some(inner) = &self.inner else { return };

@@ -73,9 +73,25 @@ pub async fn load(
     rows.iter().map(session_from_row).collect()
 }
 
-/// Raises the generation of each of `sites` (see migration V7) and returns the new values. Call
-/// it in every transaction that changes sessions, after [`crate::rollups::lock_sites`].
-pub async fn raise_generations(
+/// Begins a change to the sessions of `sites`: takes the sites' aggregation locks
+/// ([`crate::rollups::lock_sites`]) and raises their generations (migration V7), returning the new
+/// values. Every transaction that changes sessions begins with this, which is what lets an
+/// aggregator trust the sessions it keeps in memory. Both statements go out at once, the lock first;
+/// a caller may pipeline more statements behind them.
+pub async fn lock_for_change(
+    client: &impl GenericClient,
+    sites: &[&str],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let (locked, raised) = tokio::join!(
+        crate::rollups::lock_sites(client, sites),
+        raise_generations(client, sites)
+    );
+    locked?;
+    raised
+}
+
+/// Raises the generation of each of `sites` and returns the new values (under the sites' locks).
+async fn raise_generations(
     client: &impl GenericClient,
     sites: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
