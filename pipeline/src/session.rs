@@ -233,7 +233,7 @@ pub fn visitor_ids_of(events: &[Event]) -> BTreeMap<&str, BTreeSet<u64>> {
 
 /// Turns the stored sessions of the batch's visitors plus the batch's new events into the sessions
 /// to delete and insert. `stored` may hold sessions the events do not touch; they are left alone.
-pub fn plan(stored: &[Session], events: &[Event]) -> Transition {
+pub fn plan<'a>(stored: impl IntoIterator<Item = &'a Session>, events: &[Event]) -> Transition {
     // Group ids that belong to one person: an event links its id to its previous-day id.
     let mut groups = UnionFind::default();
     for e in events {

@@ -61,9 +61,8 @@ pub async fn apply(
     }
 
     let before = stored_sessions(&*tx, cache, &generations, &new_events).await?;
-    let stored: Vec<Session> = before.iter().flat_map(|site| site.joinable()).collect();
     steps.lap("load");
-    let transition = plan(&stored, &new_events);
+    let transition = plan(before.iter().flat_map(SiteSessions::joinable), &new_events);
     steps.lap("plan");
     let reopened = transition.removed.iter().filter(|s| s.closed).count();
     if reopened > 0 {
@@ -124,12 +123,11 @@ struct SiteSessions<'a> {
 
 impl SiteSessions<'_> {
     /// The sessions the batch's events can join: the ones loading by time span used to return.
-    fn joinable(&self) -> impl Iterator<Item = Session> + '_ {
+    fn joinable(&self) -> impl Iterator<Item = &Session> {
         self.sessions
             .values()
             .flatten()
             .filter(|s| s.start_ms < self.before_ms)
-            .cloned()
     }
 }
 
