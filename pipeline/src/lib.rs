@@ -12,5 +12,5 @@ pub mod url_parts;
 pub mod user_agent;
 pub mod visitor;
 
-#[cfg(test)]
-mod test_events;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_events;

@@ -1,4 +1,4 @@
-//! Events for the unit tests of this crate.
+//! Events for unit tests (of this crate, and of others with the `test-support` feature).
 
 use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
 

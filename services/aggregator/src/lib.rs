@@ -6,8 +6,6 @@ mod live;
 mod maintenance;
 mod rollups;
 mod session_cache;
-#[cfg(test)]
-mod test_events;
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ const T0: i64 = 1_780_000_000_000;
 const MINUTE: i64 = 60_000;
 
 fn pageview(visitor: u64, ts: i64) -> Event {
-    crate::test_events::pageview(SITE, visitor, ts)
+    beacon_pipeline::test_events::event(SITE, "pageview", ts, visitor)
 }
 
 struct Schema {

@@ -227,36 +227,20 @@ pub async fn close_idle(
 
 #[cfg(test)]
 mod tests {
-    use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
+    use beacon_pipeline::test_events::{event, on_page};
 
     use super::*;
 
     fn session() -> Session {
         let ts = 1_780_000_000_000;
-        let event = Event {
-            v: SCHEMA_VERSION,
-            id: EventId::new_at(ts),
-            site: "state.example".into(),
-            name: "pageview".into(),
-            timestamp_ms: ts,
-            received_at_ms: ts,
-            url: "https://state.example/docs?utm_source=news".into(),
-            hostname: "state.example".into(),
-            pathname: "/docs".into(),
-            referrer: Some("https://www.google.com/".into()),
-            props: Default::default(),
-            visitor_id: u64::MAX - 7,
-            interactive: true,
-            enrichment: Enrichment {
-                source: Some("Google".into()),
-                browser: Some("Firefox".into()),
-                ..Enrichment::default()
-            },
-            previous_visitor_id: None,
-            scroll_depth: None,
-            engagement_ms: None,
-            revenue: None,
-        };
+        let mut event = on_page(
+            event("state.example", "pageview", ts, u64::MAX - 7),
+            "/docs?utm_source=news",
+        );
+        event.pathname = "/docs".into();
+        event.referrer = Some("https://www.google.com/".into());
+        event.enrichment.source = Some("Google".into());
+        event.enrichment.browser = Some("Firefox".into());
         let mut session = Session::of_event(&event);
         let mut later = event.clone();
         later.timestamp_ms += 60_000;
