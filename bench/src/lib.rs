@@ -107,19 +107,6 @@ pub async fn drop_streams(js: &jetstream::Context, namespace: &str) {
     let _ = js.delete_stream(topology.dead_letter_stream()).await;
 }
 
-/// Deletes the namespace's Redis keys (live counters, data versions, cached answers). `DEL`
-/// takes names, not patterns: the names come from `KEYS` first.
-pub async fn drop_redis_keys(redis: &fred::prelude::Client, namespace: &str) {
-    use fred::prelude::*;
-    let pattern = beacon_store::LiveKeys::new(namespace).pattern();
-    let keys: Result<Vec<String>, _> = redis.custom(fred::cmd!("KEYS"), vec![pattern]).await;
-    if let Ok(keys) = keys
-        && !keys.is_empty()
-    {
-        let _: Result<i64, _> = redis.del(keys).await;
-    }
-}
-
 /// Events per second.
 pub fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()

@@ -216,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
     beacon_store::postgres::drop_namespace(&postgres_url, &namespace)
         .await
         .ok();
-    beacon_bench::drop_redis_keys(&redis, &namespace).await;
+    let _ = beacon_store::live::drop_namespace(&redis, &namespace).await;
     beacon_bench::drop_streams(&js, &namespace).await;
 
     let mut table = String::new();

@@ -362,7 +362,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .ok();
     }
-    beacon_bench::drop_redis_keys(&redis, &namespace).await;
+    let _ = beacon_store::live::drop_namespace(&redis, &namespace).await;
 
     let markdown = format!(
         "# Stats API query latency: 30 days, {} events\n\n\

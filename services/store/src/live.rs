@@ -71,6 +71,18 @@ pub async fn connect(url: &str) -> Result<Client, fred::error::Error> {
     Ok(client)
 }
 
+/// Deletes every Redis key of `namespace` (live counters, data versions, cached answers). `DEL`
+/// takes names, not patterns: the names come from `KEYS` first.
+pub async fn drop_namespace(client: &Client, namespace: &str) -> Result<(), fred::error::Error> {
+    let keys: Vec<String> = client
+        .custom(fred::cmd!("KEYS"), vec![LiveKeys::new(namespace).pattern()])
+        .await?;
+    if !keys.is_empty() {
+        let _: i64 = client.del(keys).await?;
+    }
+    Ok(())
+}
+
 /// What the live counters say about a site right now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LiveStats {

@@ -123,14 +123,7 @@ impl Namespace {
             let _ = archive.drop_namespace().await;
         }
         if let Ok(redis) = beacon_store::live::connect(&redis_url()).await {
-            use fred::prelude::*;
-            let keys: Vec<String> = redis
-                .custom(fred::cmd!("KEYS"), vec![format!("{name}:*")])
-                .await
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<i64, _> = redis.del(keys).await;
-            }
+            let _ = beacon_store::live::drop_namespace(&redis, &name).await;
         }
     }
 }
