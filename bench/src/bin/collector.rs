@@ -219,18 +219,27 @@ impl RawConnection {
     }
 }
 
+/// One request of the fixed-rate run.
+struct Timed {
+    /// When it was due, from the start of the run.
+    due: Duration,
+    /// Its latency from when it was due.
+    from_due: Duration,
+    /// Its latency from when it was sent.
+    from_sent: Duration,
+}
+
 /// Fixed rate: `workers` keep-alive connections, each sending at `rate / workers`. Latency is
 /// measured from when a request was due, not when it was sent, so a stall is not hidden
 /// (no coordinated omission).
-/// Returns, per request in no particular order: when it was due (from the start), its latency
-/// from when due, its latency from when sent.
+/// Returns every request, in no particular order.
 async fn fixed_rate(
     addr: std::net::SocketAddr,
     body: &str,
     rate: f64,
     seconds: u64,
     workers: usize,
-) -> anyhow::Result<Vec<(Duration, Duration, Duration)>> {
+) -> anyhow::Result<Vec<Timed>> {
     let request: Arc<Vec<u8>> = Arc::new(
         format!(
             "POST /track HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {UA}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -255,7 +264,11 @@ async fn fixed_rate(
                     let sent = Instant::now();
                     let status = connection.post(&request).await?;
                     anyhow::ensure!(status == 202, "collector answered {status}");
-                    latencies.push((due - start, due.elapsed(), sent.elapsed()));
+                    latencies.push(Timed {
+                        due: due - start,
+                        from_due: due.elapsed(),
+                        from_sent: sent.elapsed(),
+                    });
                 }
                 Ok::<_, anyhow::Error>(latencies)
             })
@@ -270,11 +283,11 @@ async fn fixed_rate(
 
 /// Due-based p50, p99 and max of the requests due in each `slice` of the run, as table rows:
 /// whether the tail is spread over the run or comes in bursts.
-fn slices(requests: &[(Duration, Duration, Duration)], slice: Duration) -> String {
+fn slices(requests: &[Timed], slice: Duration) -> String {
     let mut by_slice: std::collections::BTreeMap<u64, Vec<Duration>> = Default::default();
-    for (due, latency, _) in requests {
-        let n = (due.as_secs_f64() / slice.as_secs_f64()) as u64;
-        by_slice.entry(n).or_default().push(*latency);
+    for request in requests {
+        let n = (request.due.as_secs_f64() / slice.as_secs_f64()) as u64;
+        by_slice.entry(n).or_default().push(request.from_due);
     }
     let secs = slice.as_secs();
     by_slice
@@ -486,8 +499,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await??;
     let by_slice = slices(&requests, Duration::from_secs(5));
-    let mut steady: Vec<Duration> = requests.iter().map(|r| r.1).collect();
-    let mut steady_sent: Vec<Duration> = requests.iter().map(|r| r.2).collect();
+    let mut steady: Vec<Duration> = requests.iter().map(|r| r.from_due).collect();
+    let mut steady_sent: Vec<Duration> = requests.iter().map(|r| r.from_sent).collect();
     steady.sort();
     steady_sent.sort();
     let after = scrape(&http, &base).await?;
