@@ -110,13 +110,16 @@ impl LocalCalendar for UtcCalendar {
     }
 }
 
+/// A rollup row. Rows are written in key order (so that two writers lock them in one order); the
+/// fields are compared in the order declared, which puts the ones that tell a batch's rows apart
+/// cheaply first and the site, usually the same for a whole batch, last.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
-    pub site: String,
-    pub span: Span,
     pub bucket_ms: i64,
+    pub span: Span,
     pub property: String,
     pub value: String,
+    pub site: String,
 }
 
 /// What a batch adds to one row.
@@ -185,15 +188,29 @@ impl Rollup {
         transition: &Transition,
         calendar: &impl LocalCalendar,
     ) -> Self {
+        let mut rollup = Rollup::of_events(new_events, calendar);
+        rollup.take_out_reopened(transition, calendar);
+        rollup
+    }
+
+    /// The first part of [`Rollup::of_batch`], which needs no sessions: the new events' deltas
+    /// to the event rows. (All of a batch's new visitors are here: taking out a reopened visit
+    /// adds none.)
+    pub fn of_events(new_events: &[Event], calendar: &impl LocalCalendar) -> Self {
         let mut rollup = Rollup::default();
         for event in new_events {
             rollup.add_event(event, calendar);
         }
-        for session in transition.removed.iter().filter(|s| s.closed) {
-            rollup.add_visit(session, -1, calendar);
-        }
-        rollup.rows.retain(|_, delta| !delta.is_noop());
         rollup
+    }
+
+    /// The second part of [`Rollup::of_batch`]: takes out the contributions of the closed
+    /// sessions the batch reopened, and drops the rows left with nothing to change.
+    pub fn take_out_reopened(&mut self, transition: &Transition, calendar: &impl LocalCalendar) {
+        for session in transition.removed.iter().filter(|s| s.closed) {
+            self.add_visit(session, -1, calendar);
+        }
+        self.rows.retain(|_, delta| !delta.is_noop());
     }
 
     /// The deltas of closing these (open) sessions.

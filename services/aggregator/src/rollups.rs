@@ -1,5 +1,5 @@
-//! The exactly-once write: in one PostgreSQL transaction, under the batch's site locks, mark the
-//! batch's event ids as applied, replace the sessions the new events changed, and add the new
+//! The exactly-once write: in one PostgreSQL transaction, claim the batch's event ids as applied,
+//! then, under the batch's site locks, replace the sessions the new events changed and add the new
 //! events' and sessions' deltas to the rollups. A redelivered event finds its id already applied
 //! and changes nothing.
 
@@ -14,7 +14,7 @@ use beacon_store::{Pool, StoreError, rollups, sessions};
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
-use crate::session_cache::SessionCache;
+use crate::session_cache::{BatchRecord, SessionCache};
 
 /// Applies the events not applied before; returns them (the ones this call applied). All or
 /// nothing.
@@ -32,27 +32,37 @@ pub async fn apply(
     sites.dedup();
     let ids: Vec<Uuid> = events.iter().map(|e| e.id.as_uuid()).collect();
     let claim: [(&(dyn ToSql + Sync), Type); 1] = [(&ids, Type::UUID_ARRAY)];
-    // Sent together, executed in this order: the site locks and (under them) the sites'
-    // generations raised, then the ids claimed; the sites' time zones meanwhile.
-    let (generations, new_ids, zones) = tokio::join!(
-        sessions::lock_for_change(&*tx, &sites),
-        tx.query_typed(
-            "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
-             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            &claim,
-        ),
-        Zones::load(&*tx, &sites),
-    );
+    // Sent together, executed in this order: the ids claimed and the sites' time zones read,
+    // then the site locks taken and (under them) the sites' generations raised. The claim needs
+    // no site lock (the unique index settles two claims of one id), so a batch claims its ids,
+    // and folds its new events into event-row deltas, while an earlier batch of the same site
+    // still holds the lock.
+    let claim_and_fold = async {
+        let (new_ids, zones) = tokio::join!(
+            tx.query_typed(
+                "INSERT INTO applied_events (event_id) SELECT * FROM unnest($1::uuid[])
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                &claim,
+            ),
+            Zones::load(&*tx, &sites),
+        );
+        let new_ids: HashSet<Uuid> = new_ids?.iter().map(|row| row.get(0)).collect();
+        let zones = zones?;
+        let new_events: Vec<Event> = events
+            .iter()
+            .filter(|e| new_ids.contains(&e.id.as_uuid()))
+            .cloned()
+            .collect();
+        let rollup = Rollup::of_events(&new_events, &zones);
+        Ok::<_, StoreError>((new_events, zones, rollup))
+    };
+    let (claimed, generations) =
+        tokio::join!(claim_and_fold, sessions::lock_for_change(&*tx, &sites));
+    let (new_events, zones, mut rollup) = claimed?;
     let generations = generations?;
-    let zones = zones?;
-    let new_ids: HashSet<Uuid> = new_ids?.iter().map(|row| row.get(0)).collect();
     steps.lap("claim");
-    let new_events: Vec<Event> = events
-        .iter()
-        .filter(|e| new_ids.contains(&e.id.as_uuid()))
-        .cloned()
-        .collect();
     if new_events.is_empty() {
+        let _recording = cache.recording().await;
         tx.commit().await?;
         for (site, &generation) in &generations {
             cache.record_unchanged(site, generation);
@@ -60,7 +70,17 @@ pub async fn apply(
         return Ok(new_events);
     }
 
-    let before = stored_sessions(&*tx, cache, &generations, &new_events).await?;
+    // The rows' sketches are read (under the locks now held) while the sessions are looked up.
+    let with_visitors = rollup
+        .rows
+        .iter()
+        .filter(|(_, d)| !d.visitors.is_empty())
+        .map(|(k, _)| k);
+    let (before, sketches) = tokio::join!(
+        stored_sessions(&*tx, cache, &generations, &new_events),
+        rollups::read_sketches(&*tx, with_visitors),
+    );
+    let (before, sketches) = (before?, sketches?);
     steps.lap("load");
     let transition = plan(before.iter().flat_map(SiteSessions::joinable), &new_events);
     steps.lap("plan");
@@ -69,41 +89,48 @@ pub async fn apply(
         // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
         metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
     }
-    // PostgreSQL writes the sessions while this process folds the deltas (two cores at work).
-    let (replaced, (rollup, fold)) = tokio::join!(
+    rollup.take_out_reopened(&transition, &zones);
+    // Sent one after the other without waiting: this process merges the rows' sketches, and
+    // works out what its session cache will record, while PostgreSQL writes the sessions.
+    let (replaced, written, (records, untouched)) = tokio::join!(
         sessions::replace(&*tx, &transition.removed, &transition.added),
+        rollups::apply_read(&*tx, &rollup, sketches),
         async {
-            let started = Instant::now();
-            let rollup = Rollup::of_batch(&new_events, &transition, &zones);
-            (rollup, started.elapsed())
+            let mut untouched = generations;
+            let records: Vec<BatchRecord> = before
+                .into_iter()
+                .map(|site| {
+                    untouched.remove(site.site);
+                    BatchRecord::new(
+                        site.site,
+                        site.generation,
+                        site.after_ms,
+                        site.sessions,
+                        &transition.removed,
+                        &transition.added,
+                    )
+                })
+                .collect();
+            (records, untouched)
         },
     );
     replaced?;
-    steps.lap("sessions");
-    rollups::apply(&*tx, &rollup).await?;
-    steps.lap("rollups");
+    written?;
+    steps.lap("sessions+rollups");
+    let recording = cache.recording().await;
     tx.commit().await?;
     steps.lap("commit");
-    let mut untouched = generations;
-    for site in before {
-        untouched.remove(site.site);
-        cache.record_batch(
-            site.site,
-            site.generation,
-            site.after_ms,
-            site.sessions,
-            &transition.removed,
-            &transition.added,
-        );
+    for record in records {
+        cache.record(record);
     }
     // Sites whose events were all applied before: their sessions did not change.
     for (site, generation) in untouched {
         cache.record_unchanged(&site, generation);
     }
+    drop(recording);
     tracing::debug!(
         events = new_events.len(),
         rows = rollup.rows.len(),
-        ?fold,
         %steps,
         "batch applied"
     );
@@ -154,7 +181,10 @@ async fn stored_sessions<'a>(
         let generation = *generations
             .get(site)
             .ok_or_else(|| StoreError::Invalid(format!("no generation raised for site {site}")))?;
-        let known = cache.known(site, generation, ids.iter().copied(), after_ms);
+        let known = {
+            let _recording = cache.recording().await;
+            cache.known(site, generation, ids.iter().copied(), after_ms)
+        };
         let mut sessions = known.sessions;
         if !known.missing.is_empty() {
             for visitor in &known.missing {

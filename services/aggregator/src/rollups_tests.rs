@@ -45,6 +45,16 @@ impl Schema {
         open
     }
 
+    /// (visitor, page views) of the open sessions of visitors `base + 1 ..= base + 9`.
+    async fn pageviews_of(&self, base: u64) -> Vec<(u64, i64)> {
+        self.open_sessions()
+            .await
+            .iter()
+            .filter(|s| s.visitor_id > base && s.visitor_id < base + 10)
+            .map(|s| (s.visitor_id, s.pageviews))
+            .collect()
+    }
+
     /// Visits in the 15-minute visit rows (the closed ones).
     async fn closed_visits(&self) -> i64 {
         let client = self.pool.get().await.expect("connection");
@@ -152,6 +162,58 @@ async fn a_visit_closed_in_between_is_reopened_not_counted_twice() {
         close_quiet_sessions(&db.pool, &a, Duration::ZERO)
             .await
             .expect("close");
+    }
+    db.drop().await;
+}
+
+/// Two batches of one process on one site at once (`BEACON_CONSUMER_CONCURRENCY`), twenty times:
+/// the second waits for the first's site lock, and must find the first's commit in the cache (not
+/// a gap that empties it). Each batch has a visitor of its own, so whichever commits second, the
+/// cache must hold both afterwards: deleting the stored sessions behind its back (which no real
+/// writer does) shows that the next batch extends both visits from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_at_once_both_count_and_keep_the_cache() {
+    let db = Schema::new("cache_pair").await;
+    let a = std::sync::Arc::new(SessionCache::new(1000));
+    for round in 0..20 {
+        let base = 10 * round;
+        let t = T0 + round as i64 * 60 * MINUTE;
+        apply_one(&db.pool, &a, pageview(base + 1, t)).await;
+        let first = vec![pageview(base + 1, t + MINUTE), pageview(base + 2, t)];
+        let second = vec![pageview(base + 1, t + 2 * MINUTE), pageview(base + 3, t)];
+        let hits = a.hits();
+        let (pool, cache) = (db.pool.clone(), a.clone());
+        let x = tokio::spawn(async move { apply(&pool, &cache, &first).await.map(|e| e.len()) });
+        let (pool, cache) = (db.pool.clone(), a.clone());
+        let y = tokio::spawn(async move { apply(&pool, &cache, &second).await.map(|e| e.len()) });
+        let applied =
+            x.await.expect("join").expect("first") + y.await.expect("join").expect("second");
+        assert_eq!(applied, 4);
+        assert_eq!(
+            a.hits() - hits,
+            2,
+            "round {round}: both batches found visitor {} in memory",
+            base + 1
+        );
+        let pageviews = db.pageviews_of(base).await;
+        assert_eq!(pageviews, [(base + 1, 3), (base + 2, 1), (base + 3, 1)]);
+
+        let client = db.pool.get().await.expect("connection");
+        client
+            .execute("DELETE FROM sessions", &[])
+            .await
+            .expect("delete");
+        let third = [
+            pageview(base + 2, t + MINUTE),
+            pageview(base + 3, t + MINUTE),
+        ];
+        apply(&db.pool, &a, &third).await.expect("third");
+        let pageviews = db.pageviews_of(base).await;
+        assert_eq!(
+            pageviews,
+            [(base + 2, 2), (base + 3, 2)],
+            "round {round}: both visits came from memory"
+        );
     }
     db.drop().await;
 }

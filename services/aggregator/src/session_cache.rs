@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use beacon_pipeline::session::Session;
 
@@ -25,6 +26,12 @@ pub struct Known {
 /// Bounded by visitor count; `capacity` 0 turns it off (every visitor is loaded).
 pub struct SessionCache {
     inner: Option<Mutex<Inner>>,
+    /// Held from before a commit until it is recorded, and around a lookup: a batch of this
+    /// process that waited for another batch's site lock (so for its commit) finds that commit
+    /// recorded, instead of a generation gap that would empty the site's cache.
+    recording: tokio::sync::Mutex<()>,
+    /// Visitors answered from memory since the start (also counted in the metrics).
+    hits: AtomicU64,
 }
 
 struct Inner {
@@ -57,7 +64,22 @@ impl SessionCache {
                 next_slot: 0,
             })
         });
-        Self { inner }
+        Self {
+            inner,
+            recording: tokio::sync::Mutex::new(()),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Visitors answered from memory so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Hold while committing and recording a transaction that raised generations, and while
+    /// asking [`SessionCache::known`].
+    pub async fn recording(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.recording.lock().await
     }
 
     /// The stored sessions ending after `after_ms` of each of `visitors` on `site`, for the
@@ -98,6 +120,8 @@ impl SessionCache {
                 None => known.missing.push(visitor),
             }
         }
+        self.hits
+            .fetch_add(known.sessions.len() as u64, Ordering::Relaxed);
         metrics::counter!("beacon_aggregator_session_cache_hits_total")
             .increment(known.sessions.len() as u64);
         metrics::counter!("beacon_aggregator_session_cache_misses_total")
@@ -113,41 +137,32 @@ impl SessionCache {
         site: &str,
         generation: i64,
         after_ms: i64,
-        mut before: HashMap<u64, Vec<Session>>,
+        before: HashMap<u64, Vec<Session>>,
         removed: &[Session],
         added: &[Session],
     ) {
+        self.record(BatchRecord::new(
+            site, generation, after_ms, before, removed, added,
+        ));
+    }
+
+    /// Records a committed batch prepared (before its commit) by [`BatchRecord::new`].
+    pub fn record(&self, batch: BatchRecord) {
         let Some(inner) = &self.inner else { return };
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         // If this is not the next generation after the recorded one, `known` answered nothing
         // for this batch (the generation only grows), so `before` came from PostgreSQL whole.
-        let Some(slot) = inner.advance(site, generation) else {
+        let Some(slot) = inner.advance(&batch.site, batch.generation) else {
             return;
         };
-        let mut orphans = Vec::new();
-        for s in removed.iter().filter(|s| s.site == site) {
-            match before.get_mut(&s.visitor_id) {
-                Some(sessions) => sessions.retain(|kept| kept.start_ms != s.start_ms),
-                None => orphans.push(s.visitor_id),
-            }
-        }
-        for s in added.iter().filter(|s| s.site == site) {
-            match before.get_mut(&s.visitor_id) {
-                Some(sessions) => {
-                    sessions.retain(|kept| kept.start_ms != s.start_ms);
-                    sessions.push(s.clone());
-                }
-                None => orphans.push(s.visitor_id),
-            }
-        }
         // A change to a visitor the batch did not look at (not expected: sessions carry the id of
         // one of their events) leaves that visitor unknown.
-        for visitor in orphans {
+        for visitor in batch.orphans {
             inner.visitors.remove(&(slot, visitor));
         }
-        for (visitor, sessions) in before {
+        for (visitor, sessions) in batch.after {
             let entry = Entry {
-                horizon_ms: after_ms,
+                horizon_ms: batch.after_ms,
                 sessions,
             };
             inner.visitors.insert((slot, visitor), entry);
@@ -176,6 +191,54 @@ impl SessionCache {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A batch's sessions of one site as its commit leaves them, worked out before the commit so that
+/// recording it after the commit is quick (a later batch of this process waits for that).
+pub struct BatchRecord {
+    site: String,
+    generation: i64,
+    after_ms: i64,
+    /// Per visitor the batch looked at: its stored sessions ending after `after_ms`.
+    after: HashMap<u64, Vec<Session>>,
+    /// Visitors whose sessions changed but whom the batch did not look at.
+    orphans: Vec<u64>,
+}
+
+impl BatchRecord {
+    /// See [`SessionCache::record_batch`] for the arguments.
+    pub fn new(
+        site: &str,
+        generation: i64,
+        after_ms: i64,
+        mut before: HashMap<u64, Vec<Session>>,
+        removed: &[Session],
+        added: &[Session],
+    ) -> Self {
+        let mut orphans = Vec::new();
+        for s in removed.iter().filter(|s| s.site == site) {
+            match before.get_mut(&s.visitor_id) {
+                Some(sessions) => sessions.retain(|kept| kept.start_ms != s.start_ms),
+                None => orphans.push(s.visitor_id),
+            }
+        }
+        for s in added.iter().filter(|s| s.site == site) {
+            match before.get_mut(&s.visitor_id) {
+                Some(sessions) => {
+                    sessions.retain(|kept| kept.start_ms != s.start_ms);
+                    sessions.push(s.clone());
+                }
+                None => orphans.push(s.visitor_id),
+            }
+        }
+        Self {
+            site: site.to_owned(),
+            generation,
+            after_ms,
+            after: before,
+            orphans,
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Counters are added in SQL. Sketches are merged here (PostgreSQL has no HyperLogLog type), which
 //! is a read-modify-write: the caller must hold the sites' aggregation locks (see
-//! [`lock_sites`]) so that no other aggregator changes those rows in between.
+//! [`lock_sites`]) from before the read until it commits, so that no other aggregator changes
+//! those rows in between. The read can be sent early ([`read_sketches`]), so that PostgreSQL
+//! serves it while the caller does other work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use beacon_pipeline::rollup::{Delta, Rollup, RowKey, Span};
 use beacon_pipeline::sketch::VisitorSketch;
@@ -34,12 +36,47 @@ fn bucket_time(bucket_ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(bucket_ms).unwrap_or_default()
 }
 
+/// The stored sketches of some rows, as read under the sites' aggregation locks.
+#[derive(Debug, Default)]
+pub struct StoredSketches {
+    /// Every row asked for, found or not.
+    asked: HashSet<RowKey>,
+    found: HashMap<RowKey, Vec<u8>>,
+}
+
 /// Adds the deltas to the rows, creating missing ones.
 pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), StoreError> {
+    apply_read(client, rollup, StoredSketches::default()).await
+}
+
+/// Reads the stored sketches of `keys` (the caller holds their sites' aggregation locks and
+/// keeps them until it commits the write that uses them, [`apply_read`]).
+pub async fn read_sketches<'a>(
+    client: &impl GenericClient,
+    keys: impl IntoIterator<Item = &'a RowKey>,
+) -> Result<StoredSketches, StoreError> {
+    let asked: HashSet<RowKey> = keys.into_iter().cloned().collect();
+    let found = stored_sketches(client, asked.iter()).await?;
+    Ok(StoredSketches { asked, found })
+}
+
+/// [`apply`] with the sketches read before: rows adding visitors that `stored` did not ask for
+/// are read now.
+pub async fn apply_read(
+    client: &impl GenericClient,
+    rollup: &Rollup,
+    mut stored: StoredSketches,
+) -> Result<(), StoreError> {
     if rollup.rows.is_empty() {
         return Ok(());
     }
-    let stored = stored_sketches(client, rollup).await?;
+    let unread = rollup
+        .rows
+        .iter()
+        .filter(|(k, d)| !d.visitors.is_empty() && !stored.asked.contains(*k))
+        .map(|(k, _)| k);
+    stored.found.extend(stored_sketches(client, unread).await?);
+    let stored = stored.found;
 
     let n = rollup.rows.len();
     let mut sites = Vec::with_capacity(n);
@@ -119,17 +156,12 @@ fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u
     Ok(Some(merged))
 }
 
-/// The stored sketches of the rows whose deltas add visitors.
-async fn stored_sketches(
+/// The stored sketches of these rows (the ones that have one).
+async fn stored_sketches<'a>(
     client: &impl GenericClient,
-    rollup: &Rollup,
+    keys: impl Iterator<Item = &'a RowKey>,
 ) -> Result<HashMap<RowKey, Vec<u8>>, StoreError> {
-    let keys: Vec<&RowKey> = rollup
-        .rows
-        .iter()
-        .filter(|(_, d)| !d.visitors.is_empty())
-        .map(|(k, _)| k)
-        .collect();
+    let keys: Vec<&RowKey> = keys.collect();
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
