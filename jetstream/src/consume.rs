@@ -3,14 +3,20 @@
 //!
 //! Guarantees: a message is acked only after the handler returned `Ack` for it (so only after its
 //! effects are stored); a message the handler cannot process is copied to the dead-letter stream
-//! before it is terminated; on shutdown the batch in hand is finished and nothing more is pulled.
-//! Everything else is redelivered by JetStream after `ack_wait`.
+//! before it is terminated; on shutdown the batches in hand are finished and nothing more is
+//! pulled. Everything else is redelivered by JetStream after `ack_wait`.
+//!
+//! Up to `concurrency` batches are handled at once, so that the next batch's work (decoding, and
+//! whatever the handler can do before it must wait for the previous batch) overlaps the current
+//! one's. Handlers must therefore be correct for batches in any order, as they already must be for
+//! several processes sharing a consumer.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::DeadLetterer;
@@ -20,6 +26,8 @@ use crate::dead_letter::DeadLetterer;
 pub struct ConsumerPolicy {
     /// Most messages handed to the handler at once.
     pub max_batch: usize,
+    /// Most batches being handled at once by one process (at least 1).
+    pub concurrency: usize,
     /// How long to wait for a batch to fill once its first message arrived.
     pub linger: Duration,
     /// Lifetime of one pull request on the server (renewed continuously while consuming).
@@ -38,7 +46,8 @@ pub struct ConsumerPolicy {
 impl Default for ConsumerPolicy {
     fn default() -> Self {
         Self {
-            max_batch: 1000,
+            max_batch: 4000,
+            concurrency: 2,
             linger: Duration::from_millis(50),
             pull_expiry: Duration::from_secs(30),
             ack_wait: Duration::from_secs(30),
@@ -143,14 +152,36 @@ pub async fn run_consumer<H: BatchHandler>(
         .messages()
         .await
         .map_err(|e| ConsumeError::Start(e.to_string()))?;
+    let concurrency = policy.concurrency.max(1);
     let mut batch = Vec::with_capacity(policy.max_batch);
-    // The previous batch's acks go out while the next batch is pulled and handled; at most one
+    // Batches being handled; each yields itself and its decisions.
+    let mut handling = FuturesUnordered::new();
+    // A handled batch's acks go out while later batches are pulled and handled; at most one
     // batch is being settled at a time, and none is left unsettled when this returns.
     let mut settling: Option<tokio::task::JoinHandle<()>> = None;
+    let settle_next = |(decided, decisions): (Vec<Delivery>, Vec<Decision>),
+                       previous: Option<tokio::task::JoinHandle<()>>| {
+        let (name, policy, dead_letters) = (name.to_owned(), policy.clone(), dead_letters.clone());
+        tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            settle(name, policy, dead_letters, decided, decisions).await;
+        })
+    };
     let ended = loop {
+        while handling.len() >= concurrency {
+            if let Some(done) = handling.next().await {
+                settling = Some(settle_next(done, settling.take()));
+            }
+        }
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Ok(()),
+            Some(done) = handling.next(), if !handling.is_empty() => {
+                settling = Some(settle_next(done, settling.take()));
+                continue;
+            }
             next = messages.next() => next,
         };
         match first {
@@ -166,7 +197,14 @@ pub async fn run_consumer<H: BatchHandler>(
         }
         let deadline = tokio::time::Instant::now() + policy.linger;
         while batch.len() < policy.max_batch {
-            match tokio::time::timeout_at(deadline, messages.next()).await {
+            let next = tokio::select! {
+                Some(done) = handling.next(), if !handling.is_empty() => {
+                    settling = Some(settle_next(done, settling.take()));
+                    continue;
+                }
+                next = tokio::time::timeout_at(deadline, messages.next()) => next,
+            };
+            match next {
                 Ok(Some(Ok(message))) => batch.push(Delivery::new(message)),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(consumer = name, error = %e, "pull error while filling a batch");
@@ -175,19 +213,15 @@ pub async fn run_consumer<H: BatchHandler>(
                 Ok(None) | Err(_) => break,
             }
         }
-        let decisions = decide(name, policy, handler, &batch).await;
-        if let Some(previous) = settling.take() {
-            let _ = previous.await;
-        }
-        let decided = std::mem::replace(&mut batch, Vec::with_capacity(policy.max_batch));
-        settling = Some(tokio::spawn(settle(
-            name.to_owned(),
-            policy.clone(),
-            dead_letters.clone(),
-            decided,
-            decisions,
-        )));
+        let full = std::mem::replace(&mut batch, Vec::with_capacity(policy.max_batch));
+        handling.push(async move {
+            let decisions = decide(name, policy, handler, &full).await;
+            (full, decisions)
+        });
     };
+    while let Some(done) = handling.next().await {
+        settling = Some(settle_next(done, settling.take()));
+    }
     if let Some(last) = settling {
         let _ = last.await;
     }

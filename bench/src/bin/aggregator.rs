@@ -22,13 +22,19 @@ struct Args {
     /// Rounds (each measures the raw rate, then the aggregator).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Batch size of both the raw consumer and the aggregator.
-    #[arg(long, default_value_t = 1000)]
+    /// The aggregator's batch size (`BEACON_CONSUMER_BATCH`).
+    #[arg(long, default_value_t = 4000)]
     batch: usize,
+    /// The raw consumer's batch size (its fetch size); the raw rate is best near 1,000.
+    #[arg(long, default_value_t = 1000)]
+    raw_batch: usize,
     /// Distinct visitors per round. At least the batch size, so that (as on a busy site) the
     /// events of one batch come from different visitors: the most session writes per event.
     #[arg(long, default_value_t = 10_000)]
     visitors: usize,
+    /// Batches the aggregator handles at once (`BEACON_CONSUMER_CONCURRENCY`).
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
     /// Visitors whose sessions the aggregator keeps in memory (`BEACON_SESSION_CACHE`).
     #[arg(long, default_value_t = 20_000)]
     session_cache: usize,
@@ -126,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         .context("NATS")?;
     let policy = ConsumerPolicy {
         max_batch: args.batch,
+        concurrency: args.concurrency,
         ..ConsumerPolicy::default()
     };
     let js = beacon_bench::prepare_stream(&client, &namespace, &policy).await?;
@@ -151,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         beacon_bench::publish_all(&publisher, &events).await?;
         last_seq += events.len() as u64;
-        let raw = raw(&stream, args.batch, args.events, round).await?;
+        let raw = raw(&stream, args.raw_batch, args.events, round).await?;
 
         let shutdown = CancellationToken::new();
         let deps = beacon_aggregator::Deps {
@@ -232,9 +239,9 @@ async fn main() -> anyhow::Result<()> {
         .fold((0.0, 0.0), |(x, y), (r, a, _)| (x + r, y + a));
     let markdown = format!(
         "# Aggregator throughput vs. raw pull-and-ack of the same stream\n\n\
-         Machine: {}. Events per round: {}, batch size {}; PostgreSQL, Redis and NATS on the same\n\
-         machine. Each round publishes its events, then a plain durable pull consumer fetches,\n\
-         decodes and acks all of them (the raw rate), then the aggregator runs in-process on the\n\
+         Machine: {}. Events per round: {}; the aggregator's batches {} events, {} handled at once; PostgreSQL,\n\
+         Redis and NATS on the same machine. Each round publishes its events, then a plain durable\n\
+         pull consumer fetches ({} at a time), decodes and acks all of them (the raw rate), then the aggregator runs in-process on the\n\
          same messages until JetStream reports the last one acknowledged: dedup ids, sessions,\n\
          rollup rows with visitor sketches and live counters committed, then acked. Events are page\n\
          views of {} visitors per round in visits of a page a minute (no two events of a batch from\n\
@@ -244,10 +251,12 @@ async fn main() -> anyhow::Result<()> {
          | round | raw pull+ack (msgs/s) | aggregator (events/s) | aggregator / raw | RSS (MiB) |\n\
          |---|---|---|---|---|\n{table}\
          | mean | {:.0} | {:.0} | {:.0}% | |\n\n\
-         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {} --batch {} --visitors {} --session-cache {}`\n",
+         Run: `cargo run --release -p beacon-bench --bin aggregator -- --events {} --rounds {} --batch {} --concurrency {} --raw-batch {} --visitors {} --session-cache {}`\n",
         beacon_bench::machine(),
         args.events,
         args.batch,
+        args.concurrency,
+        args.raw_batch,
         args.visitors,
         args.session_cache,
         sum_r / rows.len() as f64,
@@ -256,6 +265,8 @@ async fn main() -> anyhow::Result<()> {
         args.events,
         args.rounds,
         args.batch,
+        args.concurrency,
+        args.raw_batch,
         args.visitors,
         args.session_cache,
     );

@@ -28,6 +28,7 @@ pub fn stream_settings(config: &Config) -> StreamSettings {
 pub fn consumer_policy(config: &Config) -> ConsumerPolicy {
     ConsumerPolicy {
         max_batch: config.consumer_batch,
+        concurrency: config.consumer_concurrency,
         ack_wait: config.consumer_ack_wait,
         max_deliver: config.consumer_max_deliver,
         max_ack_pending: config.consumer_max_ack_pending,

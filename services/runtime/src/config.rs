@@ -38,6 +38,8 @@ pub struct Config {
     pub consumer_max_ack_pending: i64,
     /// Messages a consumer handles in one batch.
     pub consumer_batch: usize,
+    /// Batches one process handles at once per consumer.
+    pub consumer_concurrency: usize,
     /// Requests per second one client address may send to the collector; 0 = unlimited.
     pub rate_limit: u32,
     /// Events the collector may have waiting for JetStream acks at once.
@@ -140,8 +142,13 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "BEACON_CONSUMER_BATCH",
-        "1000",
-        "messages per consumer batch",
+        "4000",
+        "most messages per consumer batch (a batch is one transaction; fewer, larger ones are cheaper per event)",
+    ),
+    (
+        "BEACON_CONSUMER_CONCURRENCY",
+        "2",
+        "batches one process handles at once per consumer (the next overlaps the current one)",
     ),
     (
         "BEACON_ARCHIVE_RETENTION",
@@ -238,7 +245,14 @@ impl Config {
                 1_000_000,
             )?,
             consumer_batch: usize::try_from(number(&get, "BEACON_CONSUMER_BATCH", 1, 10_000)?)
-                .unwrap_or(1000),
+                .unwrap_or(4000),
+            consumer_concurrency: usize::try_from(number(
+                &get,
+                "BEACON_CONSUMER_CONCURRENCY",
+                1,
+                16,
+            )?)
+            .unwrap_or(2),
             archive_retention: match get("BEACON_ARCHIVE_RETENTION").as_str() {
                 "forever" | "" => None,
                 _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
@@ -433,6 +447,7 @@ mod tests {
             ("BEACON_RATE_LIMIT", "-1"),
             ("BEACON_GEOIP_DB", "/no/such/file.mmdb"),
             ("BEACON_CONSUMER_BATCH", "many"),
+            ("BEACON_CONSUMER_CONCURRENCY", "0"),
             ("BEACON_ARCHIVE_RETENTION", "a while"),
         ];
         for (variable, value) in cases {

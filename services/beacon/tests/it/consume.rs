@@ -1,6 +1,7 @@
 //! The pull-consume loop against real JetStream: redelivery, nak delays, dead letters.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon_jetstream::async_nats::jetstream::consumer::PullConsumer;
@@ -140,6 +141,51 @@ impl Harness {
         }
         out
     }
+}
+
+/// Counts how many batches it is handling at once; each takes a while.
+#[derive(Default)]
+struct Overlap {
+    running: AtomicUsize,
+    most: AtomicUsize,
+    handled: AtomicUsize,
+}
+
+impl BatchHandler for Overlap {
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Decision> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.handled.fetch_add(batch.len(), Ordering::SeqCst);
+        vec![Decision::Ack; batch.len()]
+    }
+}
+
+#[tokio::test]
+async fn batches_are_handled_concurrently_up_to_the_limit_and_all_acked() {
+    let mut h = harness("overlap").await;
+    h.policy.concurrency = 2;
+    for n in 0..60 {
+        publish_raw(
+            &h.js,
+            h.ns.topology().events_subject("a.com"),
+            &format!("m{n}"),
+        )
+        .await;
+    }
+    let handler = Overlap::default();
+    h.run_until(&handler, || handler.handled.load(Ordering::SeqCst) >= 60)
+        .await;
+    assert_eq!(
+        handler.most.load(Ordering::SeqCst),
+        2,
+        "six batches of ten, two at a time"
+    );
+    // The loop settles every batch before it returns.
+    let info = h.consumer.info().await.expect("consumer info");
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    assert_eq!(info.ack_floor.stream_sequence, 60);
 }
 
 #[tokio::test]
