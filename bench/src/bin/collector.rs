@@ -229,6 +229,34 @@ struct Timed {
     from_sent: Duration,
 }
 
+/// When each request of a fixed-rate run is due: `workers` senders, each at `rate / workers`,
+/// their requests interleaved evenly.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    per_worker: Duration,
+    workers: usize,
+    /// Requests per worker.
+    count: usize,
+}
+
+impl Schedule {
+    fn new(rate: f64, seconds: u64, workers: usize, start_in: Duration) -> Self {
+        Self {
+            start: Instant::now() + start_in,
+            per_worker: Duration::from_secs_f64(workers as f64 / rate),
+            workers,
+            count: (rate * seconds as f64 / workers as f64) as usize,
+        }
+    }
+
+    fn due(&self, worker: usize, i: usize) -> Instant {
+        self.start
+            + self.per_worker.mul_f64(worker as f64 / self.workers as f64)
+            + self.per_worker * i as u32
+    }
+}
+
 /// Fixed rate: `workers` keep-alive connections, each sending at `rate / workers`. Latency is
 /// measured from when a request was due, not when it was sent, so a stall is not hidden
 /// (no coordinated omission).
@@ -247,19 +275,17 @@ async fn fixed_rate(
         )
         .into_bytes(),
     );
-    let per_worker = Duration::from_secs_f64(workers as f64 / rate);
-    let count = (rate * seconds as f64 / workers as f64) as usize;
     // Every connection is open before the first request is due.
-    let start = Instant::now() + Duration::from_secs(1);
+    let schedule = Schedule::new(rate, seconds, workers, Duration::from_secs(1));
+    let start = schedule.start;
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
             let request = request.clone();
-            let offset = per_worker.mul_f64(w as f64 / workers as f64);
             tokio::spawn(async move {
                 let mut connection = RawConnection::open(addr).await?;
-                let mut latencies = Vec::with_capacity(count);
-                for i in 0..count {
-                    let due = start + offset + per_worker * i as u32;
+                let mut latencies = Vec::with_capacity(schedule.count);
+                for i in 0..schedule.count {
+                    let due = schedule.due(w, i);
                     tokio::time::sleep_until(due.into()).await;
                     let sent = Instant::now();
                     let status = connection.post(&request).await?;
@@ -279,6 +305,41 @@ async fn fixed_rate(
         requests.extend(task.await??);
     }
     Ok(requests)
+}
+
+/// The same fixed rate published straight to JetStream (each publish awaits its ack), over
+/// `workers` tasks of one async-nats client: the latency JetStream itself gives at that rate on
+/// this machine, the floor under the collector's. Returns the due-based latencies.
+async fn raw_fixed_rate(
+    publisher: Publisher,
+    rate: f64,
+    seconds: u64,
+    workers: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let schedule = Schedule::new(rate, seconds, workers, Duration::from_millis(200));
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let publisher = publisher.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(schedule.count);
+                for i in 0..schedule.count {
+                    let due = schedule.due(w, i);
+                    tokio::time::sleep_until(due.into()).await;
+                    let n = w * schedule.count + i;
+                    let event = beacon_bench::sample_event("bench.example", n);
+                    publisher.publish(&event).await?;
+                    latencies.push(due.elapsed());
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort();
+    Ok(latencies)
 }
 
 /// Due-based p50, p99 and max of the requests due in each `slice` of the run, as table rows:
@@ -526,6 +587,27 @@ async fn main() -> anyhow::Result<()> {
         server_p99 * 1000.0
     );
 
+    // JetStream's own latency at the same rate, for comparison (same single-thread setup).
+    let (raw_publisher, seconds, workers) = (
+        publisher.clone(),
+        args.latency_seconds.min(20),
+        args.rate_connections,
+    );
+    let raw_latencies = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(raw_fixed_rate(raw_publisher, half, seconds, workers))
+    })
+    .await??;
+    let (raw50, raw99) = (
+        ms(percentile(&raw_latencies, 0.5)),
+        ms(percentile(&raw_latencies, 0.99)),
+    );
+    println!(
+        "raw JetStream publish at {half:.0}/s for {seconds} s: p50 {raw50:.2} ms, p99 {raw99:.2} ms"
+    );
+
     beacon_bench::drop_streams(&js, &namespace).await;
     // `beacon migrate` also made the archive's database; remove it with the rest.
     if let Ok(archive) =
@@ -573,7 +655,8 @@ async fn main() -> anyhow::Result<()> {
          | measured | p50 (ms) | p99 (ms) |\n|---|---|---|\n\
          | from when each request was due (corrects coordinated omission) | {due50:.2} | {due99:.2} |\n\
          | from when each request was sent | {sent50:.2} | {sent99:.2} |\n\
-         | inside the collector (its histogram; bucket upper bounds) | ≤ {srv50} | ≤ {srv99} |\n\n\
+         | inside the collector (its histogram; bucket upper bounds) | ≤ {srv50} | ≤ {srv99} |\n\
+         | raw JetStream publishes at the same rate from {rate_conns} tasks of one async-nats client, {raw_secs} s, from due | {raw50:.2} | {raw99:.2} |\n\n\
          Spread of the due-based latencies: {spread}.\n\n\
          | seconds of the run | p50 (ms) | p99 (ms) | max (ms) |\n|---|---|---|---|\n{by_slice}\n\
          Bars (issue 3): single ≥ 25% of raw, batch ≥ 50% of raw, p99 < 10 ms at half the peak rate.\n\
@@ -586,6 +669,7 @@ async fn main() -> anyhow::Result<()> {
         batch = args.batch,
         secs = args.seconds,
         latency_secs = args.latency_seconds,
+        raw_secs = args.latency_seconds.min(20),
         sync_note = if args.sync {
             format!("`--sync` wrote it back first: {dirty_after} kB left")
         } else {
