@@ -86,7 +86,10 @@ pub async fn summary(
         Metric::BounceRate,
         Metric::VisitDuration,
     ];
-    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let snapshot = beacon_store::postgres::read_snapshot(&mut client)
+        .await
+        .map_err(ApiError::unavailable)?;
     let query = |grouping, breakdown, metrics: &'static [Metric], top| {
         let scope = Scope {
             site: &site.domain,
@@ -95,7 +98,7 @@ pub async fn summary(
             to: range.to,
             filter: None,
         };
-        compute(&**client, scope, breakdown, grouping, metrics, top)
+        compute(&*snapshot, scope, breakdown, grouping, metrics, top)
     };
     let totals = query(Grouping::None, None, &ALL_METRICS, None)
         .await?

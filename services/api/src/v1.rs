@@ -159,9 +159,12 @@ pub async fn aggregate(
     };
     let key = format!("aggregate|{}|{compare}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
-        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let snapshot = beacon_store::postgres::read_snapshot(&mut client)
+            .await
+            .map_err(ApiError::unavailable)?;
         let totals = |from, to| {
-            let (client, req) = (&**client, &req);
+            let (client, req) = (&*snapshot, &req);
             async move {
                 let scope = Scope {
                     site: &req.site.domain,
@@ -252,9 +255,12 @@ pub async fn timeseries(
     let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
-        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let snapshot = beacon_store::postgres::read_snapshot(&mut client)
+            .await
+            .map_err(ApiError::unavailable)?;
         let groups = compute(
-            &**client,
+            &*snapshot,
             req.scope(),
             None,
             Grouping::Time(interval, req.site.timezone),
@@ -334,9 +340,12 @@ pub async fn breakdown(
     let page = parse_positive("page", params.page.as_deref(), 1, usize::MAX)?;
     let key = format!("breakdown|{}|{property}|{limit}|{page}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
-        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        let snapshot = beacon_store::postgres::read_snapshot(&mut client)
+            .await
+            .map_err(ApiError::unavailable)?;
         let groups = compute(
-            &**client,
+            &*snapshot,
             req.scope(),
             Some(&property),
             Grouping::Value,

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-pub use deadpool_postgres::Pool;
+pub use deadpool_postgres::{Object, Pool, Transaction};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -23,6 +23,18 @@ pub enum StoreError {
     Migration(#[from] refinery::Error),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A read-only transaction that sees one snapshot: for a reader whose statements must agree with
+/// each other (the API reads visit rows and open sessions separately; a visit closed between the
+/// two reads would otherwise be in neither).
+pub async fn read_snapshot(client: &mut Object) -> Result<Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 fn config(url: &str, namespace: &str) -> Result<tokio_postgres::Config, StoreError> {
