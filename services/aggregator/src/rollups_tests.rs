@@ -26,13 +26,7 @@ struct Schema {
 
 impl Schema {
     async fn new(label: &str) -> Self {
-        let url = std::env::var("BEACON_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("t_{label}_{}", std::process::id());
-        beacon_store::postgres::migrate(&url, &name)
-            .await
-            .expect("migrate");
-        let pool = beacon_store::postgres::pool(&url, &name, 2).expect("pool");
+        let (pool, name) = beacon_store::test_schema::migrated(label, 2).await;
         Self { pool, name }
     }
 

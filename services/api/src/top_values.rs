@@ -169,13 +169,7 @@ mod tests {
         use beacon_pipeline::sketch::VisitorSketch;
         use chrono::{DateTime, Utc};
 
-        let url = std::env::var("BEACON_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let schema = format!("t_top_values_{}", std::process::id());
-        beacon_store::postgres::migrate(&url, &schema)
-            .await
-            .expect("migrate");
-        let pool = beacon_store::postgres::pool(&url, &schema, 2).expect("pool");
+        let (pool, schema) = beacon_store::test_schema::migrated("top_values", 2).await;
         let client = pool.get().await.expect("connection");
 
         let day0 = DateTime::<Utc>::from_timestamp(1_700_006_400, 0).expect("time"); // a midnight

@@ -13,6 +13,8 @@ pub mod rollups;
 pub mod salts;
 pub mod sessions;
 pub mod sites;
+#[cfg(feature = "test-support")]
+pub mod test_schema;
 pub mod users;
 pub mod zones;
 
