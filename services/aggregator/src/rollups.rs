@@ -62,23 +62,14 @@ pub async fn apply(
     let generations = generations?;
     steps.lap("claim");
     if new_events.is_empty() {
-        let _recording = cache.recording().await;
-        tx.commit().await?;
-        for (site, &generation) in &generations {
-            cache.record_unchanged(site, generation);
-        }
+        commit_recorded(tx, cache, Vec::new(), generations).await?;
         return Ok(new_events);
     }
 
     // The rows' sketches are read (under the locks now held) while the sessions are looked up.
-    let with_visitors = rollup
-        .rows
-        .iter()
-        .filter(|(_, d)| !d.visitors.is_empty())
-        .map(|(k, _)| k);
     let (before, sketches) = tokio::join!(
         stored_sessions(&*tx, cache, &generations, &new_events),
-        rollups::read_sketches(&*tx, with_visitors),
+        rollups::read_sketches(&*tx, &rollup),
     );
     let (before, sketches) = (before?, sketches?);
     steps.lap("load");
@@ -117,17 +108,8 @@ pub async fn apply(
     replaced?;
     written?;
     steps.lap("sessions+rollups");
-    let recording = cache.recording().await;
-    tx.commit().await?;
+    commit_recorded(tx, cache, records, untouched).await?;
     steps.lap("commit");
-    for record in records {
-        cache.record(record);
-    }
-    // Sites whose events were all applied before: their sessions did not change.
-    for (site, generation) in untouched {
-        cache.record_unchanged(&site, generation);
-    }
-    drop(recording);
     tracing::debug!(
         events = new_events.len(),
         rows = rollup.rows.len(),
@@ -135,6 +117,27 @@ pub async fn apply(
         "batch applied"
     );
     Ok(new_events)
+}
+
+/// Commits, then records in the session cache what the commit left: `records` for the sites whose
+/// sessions the batch changed, `unchanged` (site → generation) for the sites whose events were all
+/// applied before. The cache's recording gate is held throughout (see
+/// [`SessionCache::recording`]).
+async fn commit_recorded(
+    tx: beacon_store::postgres::Transaction<'_>,
+    cache: &SessionCache,
+    records: Vec<BatchRecord>,
+    unchanged: HashMap<String, i64>,
+) -> Result<(), StoreError> {
+    let _recording = cache.recording().await;
+    tx.commit().await?;
+    for record in records {
+        cache.record(record);
+    }
+    for (site, generation) in unchanged {
+        cache.record_unchanged(&site, generation);
+    }
+    Ok(())
 }
 
 /// One site's stored sessions as the batch found them: every session of the batch's visitors

@@ -129,23 +129,6 @@ impl SessionCache {
         known
     }
 
-    /// Records a committed batch on `site` at `generation`. `before` holds, for every visitor the
-    /// batch looked at, all its stored sessions ending after `after_ms` as they were before the
-    /// batch (known plus loaded); `removed` and `added` are the batch's session changes (any site).
-    pub fn record_batch(
-        &self,
-        site: &str,
-        generation: i64,
-        after_ms: i64,
-        before: HashMap<u64, Vec<Session>>,
-        removed: &[Session],
-        added: &[Session],
-    ) {
-        self.record(BatchRecord::new(
-            site, generation, after_ms, before, removed, added,
-        ));
-    }
-
     /// Records a committed batch prepared (before its commit) by [`BatchRecord::new`].
     pub fn record(&self, batch: BatchRecord) {
         let Some(inner) = &self.inner else { return };
@@ -208,7 +191,9 @@ pub struct BatchRecord {
 }
 
 impl BatchRecord {
-    /// See [`SessionCache::record_batch`] for the arguments.
+    /// The batch on `site` committing at `generation`. `before` holds, for every visitor the
+    /// batch looked at, all its stored sessions ending after `after_ms` as they were before the
+    /// batch (known plus loaded); `removed` and `added` are the batch's session changes (any site).
     pub fn new(
         site: &str,
         generation: i64,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use beacon_pipeline::session::Session;
 use beacon_schemas::Event;
 
-use super::SessionCache;
+use super::{BatchRecord, SessionCache};
 
 const SITE: &str = "cache.example";
 const T0: i64 = 1_780_000_000_000;
@@ -29,14 +29,14 @@ fn record(
     before: Vec<Session>,
     after: &[Session],
 ) {
-    cache.record_batch(
+    cache.record(BatchRecord::new(
         SITE,
         generation,
         after_ms,
         HashMap::from([(1, before.clone())]),
         &before,
         after,
-    );
+    ));
 }
 
 #[test]
@@ -84,14 +84,14 @@ fn after_a_gap_only_what_the_gap_batch_loaded_is_answered() {
     );
     // Generation 2 was another writer's; this batch (3) loaded visitor 2 whole from PostgreSQL.
     let other = session(2, T0, T0);
-    cache.record_batch(
+    cache.record(BatchRecord::new(
         SITE,
         3,
         T0 - 30 * MINUTE,
         HashMap::from([(2, vec![])]),
         &[],
         std::slice::from_ref(&other),
-    );
+    ));
 
     let known = cache.known(SITE, 4, [1, 2], T0 - 30 * MINUTE);
     assert_eq!(

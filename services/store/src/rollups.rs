@@ -49,19 +49,29 @@ pub async fn apply(client: &impl GenericClient, rollup: &Rollup) -> Result<(), S
     apply_read(client, rollup, StoredSketches::default()).await
 }
 
-/// Reads the stored sketches of `keys` (the caller holds their sites' aggregation locks and
-/// keeps them until it commits the write that uses them, [`apply_read`]).
-pub async fn read_sketches<'a>(
+/// Reads the stored sketches of the rows whose deltas add visitors (the caller holds their
+/// sites' aggregation locks and keeps them until it commits the write that uses them,
+/// [`apply_read`]).
+pub async fn read_sketches(
     client: &impl GenericClient,
-    keys: impl IntoIterator<Item = &'a RowKey>,
+    rollup: &Rollup,
 ) -> Result<StoredSketches, StoreError> {
-    let asked: HashSet<RowKey> = keys.into_iter().cloned().collect();
+    let asked: HashSet<RowKey> = adding_visitors(rollup).cloned().collect();
     let found = stored_sketches(client, asked.iter()).await?;
     Ok(StoredSketches { asked, found })
 }
 
-/// [`apply`] with the sketches read before: rows adding visitors that `stored` did not ask for
-/// are read now.
+/// The rows whose deltas add visitors: the ones whose sketch is read, merged and written.
+fn adding_visitors(rollup: &Rollup) -> impl Iterator<Item = &RowKey> {
+    rollup
+        .rows
+        .iter()
+        .filter(|(_, d)| !d.visitors.is_empty())
+        .map(|(k, _)| k)
+}
+
+/// [`apply`] with the sketches read before ([`read_sketches`], of an earlier state of this
+/// rollup): rows adding visitors that were not asked for then are read now.
 pub async fn apply_read(
     client: &impl GenericClient,
     rollup: &Rollup,
@@ -70,11 +80,7 @@ pub async fn apply_read(
     if rollup.rows.is_empty() {
         return Ok(());
     }
-    let unread = rollup
-        .rows
-        .iter()
-        .filter(|(k, d)| !d.visitors.is_empty() && !stored.asked.contains(*k))
-        .map(|(k, _)| k);
+    let unread = adding_visitors(rollup).filter(|k| !stored.asked.contains(*k));
     stored.found.extend(stored_sketches(client, unread).await?);
     let stored = stored.found;
 
