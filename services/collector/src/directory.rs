@@ -1,7 +1,7 @@
 //! Cached reads the collector needs on every request: which sites exist, and today's salt.
 
 use std::collections::HashSet;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use beacon_pipeline::visitor::Salt;
@@ -9,55 +9,139 @@ use beacon_store::{Pool, StoreError, salts, sites};
 use chrono::NaiveDate;
 use tokio::sync::Mutex;
 
-/// How long a known site list is trusted before it is read again.
+/// How long a site list is trusted; a known site past it is still answered from the list while
+/// a fresh one is read in the background, so no request waits for the periodic re-read.
 const FRESH_FOR: Duration = Duration::from_secs(30);
-/// An unknown domain re-reads the list at most this often (a just-added site is seen quickly,
-/// and a flood of unknown domains cannot hammer PostgreSQL).
+/// An unknown domain re-reads the list (and waits for it) at most this often: a just-added site is
+/// seen quickly, and a flood of unknown domains cannot hammer PostgreSQL.
 const MISS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
+/// The registered sites, as last read from PostgreSQL.
 pub struct SiteDirectory {
+    inner: Arc<Sites>,
+}
+
+struct Sites {
     pool: Pool,
-    snapshot: RwLock<Option<(HashSet<String>, Instant)>>,
-    reload: Mutex<()>,
+    fresh_for: Duration,
+    miss_reload_every: Duration,
+    snapshot: RwLock<Option<Snapshot>>,
+    /// Held by whoever reads the list, inline or in the background: one read at a time.
+    reload: Arc<Mutex<()>>,
+}
+
+struct Snapshot {
+    domains: HashSet<String>,
+    /// When the list was last read, or last tried to be (a failed read is not retried at once).
+    attempted_at: Instant,
+}
+
+/// What the cached list says of a domain.
+enum Lookup {
+    Answer(bool),
+    /// A known site in a list past its freshness: answer yes, and read the list anew.
+    KnownButStale,
+    /// No list yet, or an unknown domain and the list may have changed since: read it now.
+    Reload,
 }
 
 impl SiteDirectory {
     pub fn new(pool: Pool) -> Self {
-        Self {
-            pool,
-            snapshot: RwLock::new(None),
-            reload: Mutex::new(()),
-        }
+        Self::with_timings(pool, FRESH_FOR, MISS_RELOAD_EVERY)
     }
 
-    fn cached(&self, domain: &str) -> Option<bool> {
-        let guard = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
-        let (domains, loaded_at) = guard.as_ref()?;
-        let age = loaded_at.elapsed();
-        match domains.contains(domain) {
-            true if age < FRESH_FOR => Some(true),
-            false if age < MISS_RELOAD_EVERY => Some(false),
-            _ => None,
+    fn with_timings(pool: Pool, fresh_for: Duration, miss_reload_every: Duration) -> Self {
+        Self {
+            inner: Arc::new(Sites {
+                pool,
+                fresh_for,
+                miss_reload_every,
+                snapshot: RwLock::new(None),
+                reload: Arc::new(Mutex::new(())),
+            }),
         }
     }
 
     /// Whether `domain` is a registered site.
     pub async fn contains(&self, domain: &str) -> Result<bool, StoreError> {
-        if let Some(answer) = self.cached(domain) {
-            return Ok(answer);
+        match self.inner.lookup(domain) {
+            Lookup::Answer(known) => Ok(known),
+            Lookup::KnownButStale => {
+                self.refresh_in_background();
+                Ok(true)
+            }
+            Lookup::Reload => {
+                let _one_read_at_a_time = self.inner.reload.lock().await;
+                if let Lookup::Answer(known) = self.inner.lookup(domain) {
+                    return Ok(known);
+                }
+                self.inner.read().await?;
+                Ok(matches!(self.inner.lookup(domain), Lookup::Answer(true)))
+            }
         }
-        let _one_reload_at_a_time = self.reload.lock().await;
-        if let Some(answer) = self.cached(domain) {
-            return Ok(answer);
+    }
+
+    /// Starts reading the list anew unless a read is already under way.
+    fn refresh_in_background(&self) {
+        let Ok(guard) = self.inner.reload.clone().try_lock_owned() else {
+            return;
+        };
+        let sites = self.inner.clone();
+        tokio::spawn(async move {
+            let _one_read_at_a_time = guard;
+            if sites.lookup_needs_refresh()
+                && let Err(e) = sites.read().await
+            {
+                tracing::warn!(error = %e, "cannot re-read the sites; answering from the last list");
+            }
+        });
+    }
+}
+
+impl Sites {
+    fn lookup(&self, domain: &str) -> Lookup {
+        let guard = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        let Some(snapshot) = guard.as_ref() else {
+            return Lookup::Reload;
+        };
+        let age = snapshot.attempted_at.elapsed();
+        match snapshot.domains.contains(domain) {
+            true if age < self.fresh_for => Lookup::Answer(true),
+            true => Lookup::KnownButStale,
+            false if age < self.miss_reload_every => Lookup::Answer(false),
+            false => Lookup::Reload,
         }
-        let domains: HashSet<String> = sites::list(&self.pool)
-            .await?
-            .into_iter()
-            .map(|s| s.domain)
-            .collect();
-        let known = domains.contains(domain);
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Some((domains, Instant::now()));
-        Ok(known)
+    }
+
+    /// Whether the list is still past its freshness (another read may have just finished).
+    fn lookup_needs_refresh(&self) -> bool {
+        let guard = self.snapshot.read().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .is_none_or(|snapshot| snapshot.attempted_at.elapsed() >= self.fresh_for)
+    }
+
+    /// Reads the list; on failure keeps the last one, and notes the attempt.
+    async fn read(&self) -> Result<(), StoreError> {
+        let result = sites::list(&self.pool).await;
+        let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        let attempted_at = Instant::now();
+        match result {
+            Ok(list) => {
+                let domains = list.into_iter().map(|site| site.domain).collect();
+                *guard = Some(Snapshot {
+                    domains,
+                    attempted_at,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(snapshot) = guard.as_mut() {
+                    snapshot.attempted_at = attempted_at;
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -107,5 +191,89 @@ impl SaltCache {
         let salts = DaySalts { today, yesterday };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((day, salts));
         Ok(salts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn add_site(pool: &Pool, domain: &str) {
+        let client = pool.get().await.expect("connection");
+        client
+            .execute(
+                "INSERT INTO sites (domain, timezone) VALUES ($1, 'UTC')",
+                &[&domain],
+            )
+            .await
+            .expect("add site");
+    }
+
+    async fn drop_schema(pool: &Pool, schema: &str) {
+        let client = pool.get().await.expect("connection");
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
+    /// The periodic re-read must not hold requests: while PostgreSQL cannot answer it (the table
+    /// is locked), a known site is still answered at once from the last list.
+    #[tokio::test]
+    async fn a_known_site_past_its_freshness_is_answered_at_once_and_re_read_in_the_background() {
+        let (pool, schema) = beacon_store::test_schema::migrated("site_directory_stale", 3).await;
+        add_site(&pool, "kept.example").await;
+        add_site(&pool, "removed.example").await;
+        let directory = SiteDirectory::with_timings(
+            pool.clone(),
+            Duration::from_millis(200),
+            Duration::from_millis(50),
+        );
+        assert!(directory.contains("removed.example").await.expect("read"));
+
+        let mut locker = pool.get().await.expect("connection");
+        let lock = locker.transaction().await.expect("begin");
+        lock.batch_execute("DELETE FROM sites WHERE domain = 'removed.example'; LOCK TABLE sites IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for domain in ["kept.example", "removed.example"] {
+            let answer =
+                tokio::time::timeout(Duration::from_millis(100), directory.contains(domain))
+                    .await
+                    .expect("a known site waited for the re-read of the list");
+            assert!(answer.expect("answer"), "{domain} is in the last list");
+        }
+        lock.commit().await.expect("commit");
+        drop(locker);
+
+        // Once the background read gets through, the removed site is gone and the kept one stays.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while directory.contains("removed.example").await.expect("read") {
+            assert!(Instant::now() < deadline, "the list was not read anew");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(directory.contains("kept.example").await.expect("read"));
+        drop_schema(&pool, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_site_added_is_seen_once_the_miss_window_has_passed() {
+        let (pool, schema) = beacon_store::test_schema::migrated("site_directory_miss", 2).await;
+        add_site(&pool, "first.example").await;
+        let directory = SiteDirectory::with_timings(
+            pool.clone(),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+        );
+        assert!(!directory.contains("new.example").await.expect("read"));
+        add_site(&pool, "new.example").await;
+        // Within the window the last list answers (no read per unknown domain)…
+        assert!(!directory.contains("new.example").await.expect("read"));
+        // …after it, an unknown domain reads the list again and finds the new site.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(directory.contains("new.example").await.expect("read"));
+        assert!(directory.contains("first.example").await.expect("read"));
+        drop_schema(&pool, &schema).await;
     }
 }
