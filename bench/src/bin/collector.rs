@@ -41,10 +41,11 @@ struct Args {
     /// own stream data during it (dirty pages older than 30 s are flushed every 5 s).
     #[arg(long, default_value_t = 40)]
     latency_seconds: u64,
-    /// Write back what the peak runs left in the page cache (`sync`) before the latency run.
-    /// Off by default: the latency run then also carries the peak runs' writeback.
+    /// Measure the latency on the stream the peak runs filled, carrying the write-back of the
+    /// gigabyte or two they left in the page cache. By default the events stream is deleted and
+    /// made anew first: a collector running steadily at half its peak has no such backlog.
     #[arg(long)]
-    sync: bool,
+    keep_peak_data: bool,
 }
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
@@ -300,11 +301,20 @@ async fn fixed_rate(
             })
         })
         .collect();
-    let mut requests = Vec::new();
+    join_all_then_flatten(tasks).await
+}
+
+/// Awaits every task, then joins their results. Not one growing vector: the tasks finish
+/// together at the end of a run, and filling fresh memory for all their results (page faults)
+/// would stall this thread while the last requests' answers wait unread.
+async fn join_all_then_flatten<T>(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<T>>>>,
+) -> anyhow::Result<Vec<T>> {
+    let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
-        requests.extend(task.await??);
+        results.push(task.await??);
     }
-    Ok(requests)
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// The same fixed rate published straight to JetStream (each publish awaits its ack), over
@@ -334,10 +344,7 @@ async fn raw_fixed_rate(
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
+    let mut latencies = join_all_then_flatten(tasks).await?;
     latencies.sort();
     Ok(latencies)
 }
@@ -535,13 +542,14 @@ async fn main() -> anyhow::Result<()> {
 
     let half = single_rate * args.rate_fraction;
     // The peak runs leave a gigabyte or two of stream data for the kernel to write back (in bursts
-    // every 5 s) during the latency run, which a service running steadily at half its peak would
-    // not carry; `--sync` writes it back first. The run is long enough to include the writeback
-    // of its own data either way.
+    // every 5 s), which a service running steadily at half its peak would not carry. Deleting the
+    // stream discards it unwritten; the collector goes on publishing into the new one. The run is
+    // long enough to include the write-back of its own data either way.
     let dirty_before = dirty_kib();
-    if args.sync {
-        let synced = Command::new("sync").status()?;
-        anyhow::ensure!(synced.success(), "sync failed");
+    if !args.keep_peak_data {
+        let topology = Topology::new(&namespace);
+        js.delete_stream(topology.events_stream()).await?;
+        beacon_bench::prepare_stream(&client, &namespace, &ConsumerPolicy::default()).await?;
     }
     let dirty_after = dirty_kib();
     println!(
@@ -651,7 +659,7 @@ async fn main() -> anyhow::Result<()> {
          ## Latency at half the peak rate\n\n\
          {rate_conns} keep-alive connections send at a fixed total rate of {half:.0}/s (half the median peak)\n\
          for {latency_secs} s with a minimal HTTP/1.1 client. The peak runs left {dirty_before} kB in the page cache to\n\
-         write back ({sync_note}); the run is long enough for the kernel to also write back its own stream data.\n\n\
+         write back ({backlog_note}); the run is long enough for the kernel to also write back its own stream data.\n\n\
          | measured | p50 (ms) | p99 (ms) |\n|---|---|---|\n\
          | from when each request was due (corrects coordinated omission) | {due50:.2} | {due99:.2} |\n\
          | from when each request was sent | {sent50:.2} | {sent99:.2} |\n\
@@ -670,10 +678,12 @@ async fn main() -> anyhow::Result<()> {
         secs = args.seconds,
         latency_secs = args.latency_seconds,
         raw_secs = args.latency_seconds.min(20),
-        sync_note = if args.sync {
-            format!("`--sync` wrote it back first: {dirty_after} kB left")
+        backlog_note = if args.keep_peak_data {
+            format!("`--keep-peak-data`: the run starts with {dirty_after} kB to write back")
         } else {
-            "written back during the run".to_string()
+            format!(
+                "the events stream was deleted and made anew before the run, discarding that data: {dirty_after} kB left"
+            )
         },
         single_pct = 100.0 * single_ratio,
         batch_pct = 100.0 * batch_ratio,
