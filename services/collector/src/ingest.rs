@@ -124,9 +124,9 @@ pub async fn ingest(
                 }
             }
         }
-        let client = hit.client.clone().unwrap_or_else(|| sender.clone());
+        let client = hit.client.as_ref().unwrap_or(sender);
         match state.user_agents.classify(&client.user_agent) {
-            Ok(agent) => kept.push((hit, client, agent)),
+            Ok(agent) => kept.push((hit, agent)),
             Err(kind) => {
                 metrics::counter!("beacon_collector_dropped_total", "reason" => bot_label(kind))
                     .increment(1);
@@ -158,7 +158,8 @@ pub async fn ingest(
     let now_ms = now.timestamp_millis();
     let events: Vec<Event> = kept
         .into_iter()
-        .map(|(hit, client, agent)| {
+        .map(|(hit, agent)| {
+            let client = hit.client.as_ref().unwrap_or(sender);
             let attribution = attribute(&hit.url, hit.referrer.as_deref(), &hit.hostname);
             let timestamp_ms = hit.timestamp_ms.unwrap_or(now_ms);
             let hash = |salt| visitor_id(salt, &hit.site, client.ip, &client.user_agent);

@@ -61,6 +61,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The first `count` characters of `text` (all of it when shorter).
+fn first_chars(text: &str, count: usize) -> &str {
+    match text.char_indices().nth(count) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// The sender: client address (through trusted proxies), user agent; refuses it past its rate.
 pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Client, ApiError> {
     let ip = client_ip(peer.ip(), headers, &state.trusted_proxies);
@@ -76,6 +84,21 @@ pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result
         .unwrap_or("");
     Ok(Client {
         ip,
-        user_agent: user_agent.chars().take(MAX_USER_AGENT).collect(),
+        user_agent: first_chars(user_agent, MAX_USER_AGENT).to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_chars;
+
+    #[test]
+    fn first_chars_cuts_at_a_character_boundary() {
+        assert_eq!(first_chars("curl/8.5", 100), "curl/8.5");
+        assert_eq!(first_chars("curl/8.5", 4), "curl");
+        assert_eq!(first_chars("", 3), "");
+        // Multi-byte characters count as one each and are never split.
+        assert_eq!(first_chars("ééé", 2), "éé");
+        assert_eq!(first_chars("日本語のUA", 3), "日本語");
+    }
 }
