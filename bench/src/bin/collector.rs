@@ -18,8 +18,8 @@ struct Args {
     /// Rounds of baseline + collector runs (the table reports each and the median).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Events for the raw publish baseline.
-    #[arg(long, default_value_t = 20_000)]
+    /// Events for the raw publish baseline (200,000 take a second or two).
+    #[arg(long, default_value_t = 200_000)]
     events: usize,
     /// Concurrent keep-alive connections of the peak runs. 64 left the collector short of its
     /// peak (128 gave 10-13% more requests a second, 256 no more than 128).
