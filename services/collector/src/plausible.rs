@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Hit, UnknownSite, ingest};
-use crate::request::{body_bytes, parse_json, sender};
+use crate::request::{body_bytes, first_chars, parse_json, sender};
 use crate::track::{MAX_PROP_KEY, MAX_PROP_VALUE, MAX_PROPS, dropped_header, prop_text};
 
 /// Plausible's limits on the page URL and referrer.
@@ -115,7 +115,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
 
     let referrer = match field(&body, &["r", "referrer"]) {
         Some((_, Value::String(r))) => {
-            Some(r.trim().chars().take(MAX_REFERRER).collect::<String>()).filter(|r| !r.is_empty())
+            Some(first_chars(r.trim(), MAX_REFERRER).to_owned()).filter(|r| !r.is_empty())
         }
         Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
         None => None,

@@ -62,7 +62,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The first `count` characters of `text` (all of it when shorter).
-fn first_chars(text: &str, count: usize) -> &str {
+pub fn first_chars(text: &str, count: usize) -> &str {
     match text.char_indices().nth(count) {
         Some((end, _)) => &text[..end],
         None => text,

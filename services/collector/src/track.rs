@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Client, Hit, UnknownSite, ingest};
-use crate::request::{body_bytes, parse_json, sender};
+use crate::request::{body_bytes, first_chars, parse_json, sender};
 
 pub const MAX_PROPS: usize = 30;
 pub const MAX_PROP_KEY: usize = 300;
@@ -178,13 +178,8 @@ fn validate(body: &TrackBody, prefix: &str, now_ms: i64) -> Result<Hit, ApiError
                 .map_err(|_| ApiError::field(field("ip"), "is not an IP address"))?,
             None => return Err(ApiError::field(field("ip"), "is required with user_agent")),
         };
-        let user_agent = body
-            .user_agent
-            .as_deref()
-            .unwrap_or("")
-            .chars()
-            .take(MAX_USER_AGENT)
-            .collect();
+        let user_agent =
+            first_chars(body.user_agent.as_deref().unwrap_or(""), MAX_USER_AGENT).to_owned();
         hit.client = Some(Client { ip, user_agent });
     }
     Ok(hit)
