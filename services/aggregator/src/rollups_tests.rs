@@ -64,11 +64,7 @@ impl Schema {
     }
 
     async fn drop(self) {
-        let client = self.pool.get().await.expect("connection");
-        client
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .expect("drop schema");
+        beacon_store::test_schema::drop(&self.pool, &self.name).await;
     }
 }
 

@@ -237,9 +237,6 @@ mod tests {
             }
         }
 
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .expect("drop schema");
+        beacon_store::test_schema::drop(&pool, &schema).await;
     }
 }

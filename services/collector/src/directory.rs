@@ -209,14 +209,6 @@ mod tests {
             .expect("add site");
     }
 
-    async fn drop_schema(pool: &Pool, schema: &str) {
-        let client = pool.get().await.expect("connection");
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .expect("drop schema");
-    }
-
     /// The periodic re-read must not hold requests: while PostgreSQL cannot answer it (the table
     /// is locked), a known site is still answered at once from the last list.
     #[tokio::test]
@@ -254,7 +246,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(directory.contains("kept.example").await.expect("read"));
-        drop_schema(&pool, &schema).await;
+        beacon_store::test_schema::drop(&pool, &schema).await;
     }
 
     #[tokio::test]
@@ -274,6 +266,6 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(directory.contains("new.example").await.expect("read"));
         assert!(directory.contains("first.example").await.expect("read"));
-        drop_schema(&pool, &schema).await;
+        beacon_store::test_schema::drop(&pool, &schema).await;
     }
 }

@@ -15,3 +15,12 @@ pub async fn migrated(label: &str, size: usize) -> (Pool, String) {
     let pool = crate::postgres::pool(&url, &name, size).expect("pool");
     (pool, name)
 }
+
+/// Drops a schema made by [`migrated`], with everything in it.
+pub async fn drop(pool: &Pool, name: &str) {
+    let client = pool.get().await.expect("connection");
+    client
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .expect("drop schema");
+}
