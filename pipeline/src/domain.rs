@@ -6,7 +6,7 @@ pub enum DomainError {
     Empty,
     #[error("is longer than 253 characters")]
     TooLong,
-    #[error("contains '{0}'; only letters, digits, '-' and '.' are allowed")]
+    #[error("contains {0:?}; only letters, digits, '-' and '.' are allowed")]
     BadCharacter(char),
     #[error("has an empty label (leading, trailing or doubled '.')")]
     EmptyLabel,

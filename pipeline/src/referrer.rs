@@ -10,6 +10,7 @@
 //! - A referrer from the site itself (same host, or a subdomain of it) or from `localhost`, and a
 //!   referrer that is not an `http(s)` (or `android-app`) URL, count as no referrer at all.
 
+use beacon_schemas::text::without_controls;
 use url::Url;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,8 +195,10 @@ impl Tags {
     }
 }
 
-/// Trimmed, at most [`MAX_TAG_CHARS`] characters, `None` when empty.
+/// Control characters (a decoded `%00`, `%0A`) made spaces ([`without_controls`]), trimmed, at
+/// most [`MAX_TAG_CHARS`] characters; `None` when empty.
 fn clean_tag(value: &str) -> Option<String> {
+    let value = without_controls(value);
     let value = value.trim();
     if value.is_empty() {
         return None;
@@ -515,6 +518,19 @@ mod tests {
         assert_eq!(campaign.chars().count(), MAX_TAG_CHARS);
         assert_eq!(clean_tag("  spring sale \t"), Some("spring sale".into()));
         assert_eq!(clean_tag(" \n "), None);
+    }
+
+    #[test]
+    fn decoded_control_characters_in_tags_become_spaces() {
+        let page = "https://example.com/?utm_source=%00&utm_medium=e%00mail&utm_campaign=a%0A%0Db";
+        let a = attribute(page, None, SITE);
+        assert_eq!(
+            a.utm_source, None,
+            "a tag of control characters only is no tag"
+        );
+        assert_eq!(a.source, None);
+        assert_eq!(a.utm_medium.as_deref(), Some("e mail"));
+        assert_eq!(a.utm_campaign.as_deref(), Some("a b"));
     }
 
     #[test]

@@ -6,9 +6,10 @@
 
 mod codec;
 mod event;
+pub mod text;
 
 pub use codec::{CodecError, decode, encode};
 pub use event::{
-    Enrichment, Event, EventId, InvalidEvent, MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN, Revenue,
-    SCHEMA_VERSION,
+    Enrichment, Event, EventId, InvalidEvent, MAX_ENGAGEMENT_MS, Revenue, SCHEMA_VERSION,
 };
+pub use text::{MAX_NAME_LEN, MAX_SITE_LEN, MAX_URL_LEN};
