@@ -126,7 +126,7 @@ pub async fn ingest(
         }
         let client = hit.client.as_ref().unwrap_or(sender);
         match state.user_agents.classify(&client.user_agent) {
-            Ok(agent) => kept.push((hit, agent)),
+            Ok(agent) => kept.push((index, hit, agent)),
             Err(kind) => {
                 metrics::counter!("beacon_collector_dropped_total", "reason" => bot_label(kind))
                     .increment(1);
@@ -156,9 +156,10 @@ pub async fn ingest(
         ApiError::unavailable("salt store unavailable")
     })?;
     let now_ms = now.timestamp_millis();
+    let indices: Vec<usize> = kept.iter().map(|(index, _, _)| *index).collect();
     let events: Vec<Event> = kept
         .into_iter()
-        .map(|(hit, agent)| {
+        .map(|(_, hit, agent)| {
             let client = hit.client.as_ref().unwrap_or(sender);
             let attribution = attribute(&hit.url, hit.referrer.as_deref(), &hit.hostname);
             let timestamp_ms = hit.timestamp_ms.unwrap_or(now_ms);
@@ -198,6 +199,19 @@ pub async fn ingest(
             }
         })
         .collect();
+    // The consumers' own check, here too: what they would dead-letter is refused now. The
+    // endpoints checked every field they read; this catches what enrichment derived from them.
+    for (event, index) in events.iter().zip(indices) {
+        if let Err(invalid) = event.validate() {
+            tracing::warn!(error = %invalid, "enriched event is invalid");
+            let field = if single {
+                invalid.field
+            } else {
+                format!("[{index}].{}", invalid.field)
+            };
+            return Err(ApiError::field(field, invalid.problem));
+        }
+    }
 
     // Send everything first, then wait for the acks: one round trip for the whole request.
     let mut acks = Vec::with_capacity(events.len());

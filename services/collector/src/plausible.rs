@@ -11,21 +11,28 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use beacon_pipeline::domain::normalize_domain;
 use beacon_pipeline::url_parts::split_url;
-use beacon_schemas::{MAX_NAME_LEN, Revenue};
+use beacon_schemas::Revenue;
+use beacon_schemas::text::{MAX_NAME_LEN, MAX_PROPS};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Hit, UnknownSite, ingest};
-use crate::request::{body_bytes, first_chars, parse_json, sender};
-use crate::track::{MAX_PROP_KEY, MAX_PROP_VALUE, MAX_PROPS, dropped_header, prop_text};
+use crate::request::{
+    body_bytes, echo, first_chars, parse_json, required_text_field, sender, text_field,
+};
+use crate::track::{dropped_header, prop};
+use beacon_schemas::MAX_ENGAGEMENT_MS;
 
 /// Plausible's limits on the page URL and referrer.
 const MAX_URL: usize = 2000;
 const MAX_REFERRER: usize = 2000;
-/// Longest engaged time one engagement event may report (Plausible: 30 days).
-const MAX_ENGAGEMENT_MS: u64 = 30 * 24 * 3600 * 1000;
+/// Most distinct sites one body may name in `d` (a comma-separated list, so that one page view
+/// is recorded for a few sites at once): a body is one item, and becomes at most this many events.
+pub const MAX_DOMAINS: usize = 10;
+/// Longest revenue amount, as text.
+const MAX_AMOUNT_LEN: usize = 40;
 
 pub async fn event(
     State(state): State<Arc<AppState>>,
@@ -68,12 +75,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
         Value::Number(n) => n.to_string(),
         _ => return Err(ApiError::field(name_field, "must be a string")),
     };
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::field(
-            name_field,
-            format!("must be 1 to {MAX_NAME_LEN} characters"),
-        ));
-    }
+    required_text_field(name_field, &name, MAX_NAME_LEN)?;
 
     let (url_field, url) =
         field(&body, &["u", "url"]).ok_or_else(|| ApiError::field("u", "is required"))?;
@@ -81,12 +83,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
         .as_str()
         .ok_or_else(|| ApiError::field(url_field, "must be a string"))?
         .trim();
-    if url.len() > MAX_URL {
-        return Err(ApiError::field(
-            url_field,
-            format!("is longer than {MAX_URL} bytes"),
-        ));
-    }
+    text_field(url_field, url, MAX_URL)?;
     let parts = split_url(url).map_err(|e| ApiError::field(url_field, e.to_string()))?;
     let hash_mode = matches!(
         field(&body, &["h", "hashMode"]),
@@ -100,12 +97,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
     };
 
     let domains: Vec<String> = match field(&body, &["d", "domain"]) {
-        Some((f, Value::String(list))) => list
-            .split(',')
-            .map(|d| {
-                normalize_domain(d).map_err(|e| ApiError::field(f, format!("'{}' {e}", d.trim())))
-            })
-            .collect::<Result<_, _>>()?,
+        Some((f, Value::String(list))) => domain_list(f, list)?,
         Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
         None => vec![
             normalize_domain(&parts.hostname)
@@ -114,8 +106,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
     };
 
     let referrer = match field(&body, &["r", "referrer"]) {
-        Some((_, Value::String(r))) => {
-            Some(first_chars(r.trim(), MAX_REFERRER).to_owned()).filter(|r| !r.is_empty())
+        Some((f, Value::String(r))) => {
+            let r = text_field(f, first_chars(r.trim(), MAX_REFERRER), MAX_REFERRER)?;
+            Some(r.to_owned()).filter(|r| !r.is_empty())
         }
         Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
         None => None,
@@ -150,6 +143,26 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
         .collect())
 }
 
+/// `d`: sites separated by commas, each normalised; repeats count once, and more than
+/// [`MAX_DOMAINS`] distinct sites are refused.
+fn domain_list(f: &'static str, list: &str) -> Result<Vec<String>, ApiError> {
+    let mut domains: Vec<String> = Vec::new();
+    for raw in list.split(',') {
+        let domain = normalize_domain(raw)
+            .map_err(|e| ApiError::field(f, format!("'{}' {e}", echo(raw))))?;
+        if !domains.contains(&domain) {
+            if domains.len() == MAX_DOMAINS {
+                return Err(ApiError::field(
+                    f,
+                    format!("names more than {MAX_DOMAINS} distinct sites"),
+                ));
+            }
+            domains.push(domain);
+        }
+    }
+    Ok(domains)
+}
+
 /// `p` as an object or as a JSON string of one. Like Plausible: the first 30 kept, empty and
 /// nested values dropped, over-long keys or values refused.
 fn props(
@@ -161,21 +174,9 @@ fn props(
     let object = object_or_json_string(f, raw)?;
     let mut props = std::collections::BTreeMap::new();
     for (key, value) in &object {
-        let Some(value) = prop_text(value) else {
+        let Some(value) = prop(f, key, value)? else {
             continue;
         };
-        if key.is_empty() || key.len() > MAX_PROP_KEY {
-            return Err(ApiError::field(
-                f,
-                format!("property names must be 1 to {MAX_PROP_KEY} bytes"),
-            ));
-        }
-        if value.len() > MAX_PROP_VALUE {
-            return Err(ApiError::field(
-                format!("{f}.{key}"),
-                format!("is longer than {MAX_PROP_VALUE} bytes"),
-            ));
-        }
         if props.len() < MAX_PROPS {
             props.insert(key.clone(), value);
         }
@@ -199,7 +200,10 @@ fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, ApiError> {
     let object = object_or_json_string(f, raw)?;
     let amount = match object.get("amount") {
         Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+        Some(Value::String(s))
+            if s.trim().len() <= MAX_AMOUNT_LEN
+                && s.trim().parse::<f64>().is_ok_and(f64::is_finite) =>
+        {
             s.trim().to_string()
         }
         _ => return Err(ApiError::field(format!("{f}.amount"), "must be a number")),
@@ -286,6 +290,57 @@ mod tests {
             .expect("valid");
         let sites: Vec<_> = hits.iter().map(|h| h.site.as_str()).collect();
         assert_eq!(sites, ["a.com", "b.org"]);
+    }
+
+    #[test]
+    fn a_domain_list_counts_each_site_once_and_at_most_ten() {
+        let repeated = format!(
+            r#"{{"n":"pageview","u":"https://a.com/","d":"{}"}}"#,
+            vec!["a.com"; 1000].join(",")
+        );
+        let hits = parse(repeated.as_bytes()).expect("one site, named 1,000 times");
+        assert_eq!(hits.len(), 1);
+        let ten: Vec<String> = (0..MAX_DOMAINS).map(|i| format!("s{i}.com")).collect();
+        let body = format!(
+            r#"{{"n":"pageview","u":"https://a.com/","d":"{}"}}"#,
+            ten.join(",")
+        );
+        assert_eq!(
+            parse(body.as_bytes()).expect("ten sites").len(),
+            MAX_DOMAINS
+        );
+        let eleven = format!(
+            r#"{{"n":"pageview","u":"https://a.com/","d":"{},www.s0.com,s10.com"}}"#,
+            ten.join(",")
+        );
+        assert_eq!(field_of(&eleven).as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_or_cleaned() {
+        for (body, field) in [
+            (r#"{"n":"x\u0000y","u":"https://example.com/"}"#, "n"),
+            (r#"{"n":"pageview","u":"https://example.com/\u0007"}"#, "u"),
+            (r#"{"n":"pageview","u":"https://a.com/","r":"\u0000"}"#, "r"),
+            (
+                r#"{"n":"pageview","u":"https://a.com/","d":"a.com,\u0000"}"#,
+                "d",
+            ),
+            (r#"{"n":"e","u":"https://a.com/","p":{"k\u0000":"v"}}"#, "p"),
+            (
+                r#"{"n":"e","u":"https://a.com/","p":"{\"k\u0000\":\"v\"}"}"#,
+                "p",
+            ),
+        ] {
+            assert_eq!(field_of(body).as_deref(), Some(field), "{body}");
+        }
+        let hit = one(r#"{"n":"e","u":"https://a.com/","p":{"title":"a\u0000b"}}"#);
+        assert_eq!(hit.props.get("title").map(String::as_str), Some("a b"));
+        let amount = format!(
+            r#"{{"n":"P","u":"https://a.com/","$":{{"amount":"{}","currency":"EUR"}}}}"#,
+            "1".repeat(41)
+        );
+        assert_eq!(field_of(&amount).as_deref(), Some("$.amount"));
     }
 
     #[test]

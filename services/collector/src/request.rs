@@ -13,7 +13,10 @@ use crate::AppState;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::ingest::Client;
-use crate::track::MAX_USER_AGENT;
+use beacon_schemas::text::{TextProblem, check_required_text, check_text};
+
+/// Longest user agent kept (longer ones are cut at a character boundary).
+pub const MAX_USER_AGENT: usize = 1024;
 
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| ApiError {
@@ -59,6 +62,40 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             None => ApiError::body(message),
         }
     })
+}
+
+/// `value` when it keeps the envelope's text rules ([`beacon_schemas::text`]: no control
+/// character, at most `max` bytes); else a `400` naming `field`.
+pub fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
+    check_text(value, max)
+        .map(|()| value)
+        .map_err(|problem| text_error(field, problem))
+}
+
+/// [`text_field`] that also refuses the empty string.
+pub fn required_text_field<'a>(
+    field: &str,
+    value: &'a str,
+    max: usize,
+) -> Result<&'a str, ApiError> {
+    check_required_text(value, max)
+        .map(|()| value)
+        .map_err(|problem| text_error(field, problem))
+}
+
+fn text_error(field: &str, problem: TextProblem) -> ApiError {
+    ApiError::field(field, problem.to_string())
+}
+
+/// Input echoed in an error message: at most 64 characters, control characters escaped.
+pub fn echo(input: &str) -> String {
+    let short = first_chars(input.trim(), 64);
+    let escaped: String = short.escape_debug().collect();
+    if short.len() < input.trim().len() {
+        format!("{escaped}…")
+    } else {
+        escaped
+    }
 }
 
 /// The first `count` characters of `text` (all of it when shorter).

@@ -10,7 +10,11 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use beacon_pipeline::domain::normalize_domain;
 use beacon_pipeline::url_parts::split_url;
-use beacon_schemas::{EventId, MAX_NAME_LEN, MAX_URL_LEN};
+use beacon_schemas::EventId;
+use beacon_schemas::text::{
+    MAX_NAME_LEN, MAX_PROP_KEY_LEN, MAX_PROP_VALUE_LEN, MAX_PROPS, MAX_REFERRER_LEN, MAX_URL_LEN,
+    without_controls,
+};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,13 +22,10 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Client, Hit, UnknownSite, ingest};
-use crate::request::{body_bytes, first_chars, parse_json, sender};
+use crate::request::{
+    MAX_USER_AGENT, body_bytes, echo, parse_json, required_text_field, sender, text_field,
+};
 
-pub const MAX_PROPS: usize = 30;
-pub const MAX_PROP_KEY: usize = 300;
-pub const MAX_PROP_VALUE: usize = 2000;
-pub const MAX_REFERRER: usize = 2048;
-pub const MAX_USER_AGENT: usize = 1024;
 /// Largest batch `POST /track/batch` takes.
 pub const MAX_BATCH: usize = 1000;
 /// How far in the future a sender's clock may be.
@@ -114,46 +115,18 @@ pub fn dropped_header(dropped: usize) -> HeaderMap {
 
 fn validate(body: &TrackBody, prefix: &str, now_ms: i64) -> Result<Hit, ApiError> {
     let field = |name: &str| format!("{prefix}{name}");
-    if body.url.len() > MAX_URL_LEN {
-        return Err(ApiError::field(
-            field("url"),
-            format!("is longer than {MAX_URL_LEN} bytes"),
-        ));
-    }
-    let parts = split_url(&body.url).map_err(|e| ApiError::field(field("url"), e.to_string()))?;
+    let url = text_field(&field("url"), body.url.trim(), MAX_URL_LEN)?;
+    let parts = split_url(url).map_err(|e| ApiError::field(field("url"), e.to_string()))?;
     let site_raw = body.site.as_deref().unwrap_or(&parts.hostname);
     let site = normalize_domain(site_raw)
-        .map_err(|e| ApiError::field(field("site"), format!("'{site_raw}' {e}")))?;
-    let name = body
-        .name
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or("pageview")
-        .to_string();
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::field(
-            field("name"),
-            format!("must be 1 to {MAX_NAME_LEN} bytes"),
-        ));
-    }
-    let referrer = body
-        .referrer
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    if referrer.is_some_and(|r| r.len() > MAX_REFERRER) {
-        return Err(ApiError::field(
-            field("referrer"),
-            format!("is longer than {MAX_REFERRER} bytes"),
-        ));
-    }
-    let mut hit = Hit::new(
-        site,
-        name,
-        body.url.trim().to_string(),
-        parts.hostname,
-        parts.pathname,
-    );
+        .map_err(|e| ApiError::field(field("site"), format!("'{}' {e}", echo(site_raw))))?;
+    let name = body.name.as_deref().map(str::trim).unwrap_or("pageview");
+    let name = required_text_field(&field("name"), name, MAX_NAME_LEN)?.to_string();
+    let referrer = match body.referrer.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => Some(text_field(&field("referrer"), r, MAX_REFERRER_LEN)?),
+        _ => None,
+    };
+    let mut hit = Hit::new(site, name, url.to_string(), parts.hostname, parts.pathname);
     hit.referrer = referrer.map(str::to_string);
     hit.props = props(body.props.as_ref(), prefix)?;
     hit.interactive = body.interactive.unwrap_or(true);
@@ -178,8 +151,12 @@ fn validate(body: &TrackBody, prefix: &str, now_ms: i64) -> Result<Hit, ApiError
                 .map_err(|_| ApiError::field(field("ip"), "is not an IP address"))?,
             None => return Err(ApiError::field(field("ip"), "is required with user_agent")),
         };
-        let user_agent =
-            first_chars(body.user_agent.as_deref().unwrap_or(""), MAX_USER_AGENT).to_owned();
+        let user_agent = text_field(
+            &field("user_agent"),
+            body.user_agent.as_deref().unwrap_or(""),
+            MAX_USER_AGENT,
+        )?
+        .to_owned();
         hit.client = Some(Client { ip, user_agent });
     }
     Ok(hit)
@@ -206,11 +183,15 @@ fn timestamp(value: &Value, now_ms: i64, field: &str) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
-/// A prop's value as stored: scalars as text; blanks, nulls and nested values have none.
+/// A prop's value as stored: scalars as text; blanks, nulls and nested values have none. Control
+/// characters in a string (a page title's line break, a decoded `%00`) are cleaned, not refused:
+/// each run becomes one space ([`without_controls`]).
 pub fn prop_text(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => {
+            let cleaned = without_controls(s);
+            (!cleaned.trim().is_empty()).then(|| cleaned.into_owned())
+        }
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
@@ -233,24 +214,26 @@ pub fn props(
     }
     let mut props = BTreeMap::new();
     for (key, value) in raw {
-        if key.is_empty() || key.len() > MAX_PROP_KEY {
-            return Err(ApiError::field(
-                format!("{prefix}props"),
-                format!("property names must be 1 to {MAX_PROP_KEY} bytes"),
-            ));
+        if let Some(value) = prop(&format!("{prefix}props"), key, value)? {
+            props.insert(key.clone(), value);
         }
-        let Some(value) = prop_text(value) else {
-            continue;
-        };
-        if value.len() > MAX_PROP_VALUE {
-            return Err(ApiError::field(
-                format!("{prefix}props.{key}"),
-                format!("is longer than {MAX_PROP_VALUE} bytes"),
-            ));
-        }
-        props.insert(key.clone(), value);
     }
     Ok(props)
+}
+
+/// One prop, checked: its name printable and 1 to [`MAX_PROP_KEY_LEN`] bytes (a `400` naming
+/// `field`), its value as [`prop_text`] keeps it and at most [`MAX_PROP_VALUE_LEN`] bytes (a
+/// `400` naming `field.key`).
+pub fn prop(field: &str, key: &str, value: &Value) -> Result<Option<String>, ApiError> {
+    required_text_field(field, key, MAX_PROP_KEY_LEN).map_err(|e| ApiError {
+        message: format!("property name '{}' {}", echo(key), e.message),
+        ..e
+    })?;
+    let Some(value) = prop_text(value) else {
+        return Ok(None);
+    };
+    text_field(&format!("{field}.{key}"), &value, MAX_PROP_VALUE_LEN)?;
+    Ok(Some(value))
 }
 
 #[cfg(test)]
@@ -306,6 +289,71 @@ mod tests {
             "x".repeat(3000)
         );
         assert_eq!(field_of(&long).as_deref(), Some("props.k"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let cases = [
+            (r#"{"url": "https://a.com/\u0000"}"#, "url"),
+            (r#"{"url": "https://a.com/", "name": "x\u0000y"}"#, "name"),
+            (r#"{"url": "https://a.com/", "name": "x\u001by"}"#, "name"),
+            (
+                r#"{"url": "https://a.com/", "referrer": "https://b.com/\u0000"}"#,
+                "referrer",
+            ),
+            (
+                r#"{"url": "https://a.com/", "site": "a\u0000.com"}"#,
+                "site",
+            ),
+            (
+                r#"{"url": "https://a.com/", "props": {"k\u0000": "v"}}"#,
+                "props",
+            ),
+            (
+                r#"{"url": "https://a.com/", "ip": "1.2.3.4", "user_agent": "UA\u0000"}"#,
+                "user_agent",
+            ),
+        ];
+        for (body, field) in cases {
+            let error = check(body).expect_err(body);
+            assert_eq!(
+                error.field.as_deref(),
+                Some(field),
+                "{body}: {}",
+                error.message
+            );
+            assert!(
+                !error.message.contains('\u{0}'),
+                "the message escapes what it echoes"
+            );
+        }
+        let long_key = format!(
+            r#"{{"url": "https://a.com/", "props": {{"{}": "v"}}}}"#,
+            "k".repeat(301)
+        );
+        assert_eq!(field_of(&long_key).as_deref(), Some("props"));
+        let batch_field = validate(
+            &parse_json(br#"{"url": "https://a.com/", "name": "\u0000"}"#).expect("json"),
+            "[3].",
+            NOW,
+        )
+        .expect_err("refused")
+        .field;
+        assert_eq!(batch_field.as_deref(), Some("[3].name"));
+    }
+
+    #[test]
+    fn control_characters_in_prop_values_are_cleaned() {
+        let hit = check(r#"{"url": "https://a.com/", "props": {"title": "Line one\r\nline\u0000two", "z": "\u0000"}}"#)
+            .expect("valid");
+        assert_eq!(
+            hit.props.get("title").map(String::as_str),
+            Some("Line one line two")
+        );
+        assert!(
+            !hit.props.contains_key("z"),
+            "nothing but controls is no value"
+        );
     }
 
     #[test]
