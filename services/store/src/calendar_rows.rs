@@ -11,7 +11,7 @@ use beacon_pipeline::sketch::VisitorSketch;
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, GenericClient};
 
-use crate::postgres::StoreError;
+use crate::error::StoreError;
 use crate::rollups::{self, lock_sites};
 use crate::zones::Zones;
 

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod calendar_rows;
 pub mod compaction;
+pub mod error;
 pub mod live;
 pub mod login_sessions;
 pub mod postgres;
@@ -19,5 +20,6 @@ pub mod users;
 pub mod zones;
 
 pub use archive::Archive;
+pub use error::{Failure, StoreError};
 pub use live::LiveKeys;
-pub use postgres::{Pool, StoreError};
+pub use postgres::Pool;

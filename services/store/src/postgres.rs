@@ -11,19 +11,7 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("invalid PostgreSQL URL: {0}")]
-    Url(String),
-    #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("migration failed: {0}")]
-    Migration(#[from] refinery::Error),
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use crate::error::StoreError;
 
 /// A read-only transaction that sees one snapshot: for a reader whose statements must agree with
 /// each other (the API reads visit rows and open sessions separately; a visit closed between the

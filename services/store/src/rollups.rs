@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::Type;
 
-use crate::postgres::StoreError;
+use crate::error::StoreError;
 
 /// Serializes aggregation per site for the rest of the transaction. Sites are locked in sorted
 /// order, so two aggregators locking overlapping sets cannot deadlock. One statement (sent as one

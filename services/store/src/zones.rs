@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use tokio_postgres::GenericClient;
 
-use crate::postgres::StoreError;
+use crate::error::StoreError;
 
 /// The zones of some sites; a site missing from it (removed meanwhile) counts in UTC.
 #[derive(Debug, Clone, Default)]
