@@ -41,10 +41,11 @@ impl DeadLetterer {
             "Nats-Msg-Id",
             format!("{}:{}", self.consumer, delivery.stream_sequence).as_str(),
         );
-        // Header values cannot hold line breaks; keep the reason on one line and bounded.
+        // Header values cannot hold line breaks (nor, safely, any control character); keep the
+        // reason on one line, printable and bounded.
         let reason: String = reason
-            .replace(['\r', '\n'], " ")
             .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
             .take(1000)
             .collect();
         headers.insert(DEAD_LETTER_REASON, reason.as_str());

@@ -4,6 +4,7 @@
 use beacon_jetstream::{BatchHandler, Decision, Delivery};
 use beacon_store::Archive;
 use beacon_store::archive::event_document;
+use mongodb::bson::RawDocumentBuf;
 use mongodb::error::{ErrorKind, InsertManyError};
 
 /// MongoDB's duplicate-key error code.
@@ -27,10 +28,19 @@ impl BatchHandler for ArchiveHandler {
         for (i, delivery) in batch.iter().enumerate() {
             match beacon_schemas::decode(delivery.payload()) {
                 Ok(event) => match event.validate() {
-                    Ok(()) => {
-                        documents.push(event_document(&event));
-                        positions.push(i);
-                    }
+                    // Encoded here, one by one, so that a document BSON cannot hold is set
+                    // aside alone instead of failing the whole insert.
+                    Ok(()) => match RawDocumentBuf::from_document(&event_document(&event)) {
+                        Ok(document) => {
+                            documents.push(document);
+                            positions.push(i);
+                        }
+                        Err(e) => {
+                            decisions[i] = Decision::DeadLetter {
+                                reason: format!("cannot be encoded as BSON: {e}"),
+                            }
+                        }
+                    },
                     Err(e) => {
                         decisions[i] = Decision::DeadLetter {
                             reason: e.to_string(),
@@ -52,7 +62,7 @@ impl BatchHandler for ArchiveHandler {
         let mut duplicates = 0usize;
         if let Err(error) = self
             .archive
-            .events()
+            .raw_events()
             .insert_many(documents)
             .ordered(false)
             .await
@@ -72,7 +82,10 @@ impl BatchHandler for ArchiveHandler {
                         } else {
                             failed += 1;
                             decisions[position] = Decision::Retry {
-                                reason: write_error.message.clone(),
+                                reason: format!(
+                                    "MongoDB error {}: {}",
+                                    write_error.code, write_error.message
+                                ),
                             };
                         }
                     }

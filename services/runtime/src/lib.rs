@@ -6,6 +6,7 @@ pub mod config;
 pub mod consumer;
 pub mod health;
 pub mod http;
+pub mod isolate;
 pub mod retry;
 pub mod shutdown;
 pub mod telemetry;

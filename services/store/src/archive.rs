@@ -1,7 +1,7 @@
 //! The raw-event archive in MongoDB: database = namespace, collection `events`, `_id` = event id.
 
 use beacon_schemas::Event;
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{self, Document, RawDocumentBuf, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use std::time::Duration;
@@ -31,6 +31,12 @@ impl Archive {
 
     pub fn events(&self) -> &Collection<Document> {
         &self.events
+    }
+
+    /// The same collection, for documents already encoded (the archiver encodes each event
+    /// alone, so one that BSON cannot hold fails alone).
+    pub fn raw_events(&self) -> Collection<RawDocumentBuf> {
+        self.events.clone_with_type()
     }
 
     /// Round trip for `/healthz`.
