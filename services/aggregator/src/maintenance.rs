@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use beacon_pipeline::rollup::Rollup;
 use beacon_runtime::CancellationToken;
+use beacon_runtime::isolate::{Attempted, isolate};
 use beacon_store::zones::Zones;
-use beacon_store::{Pool, StoreError, rollups, sessions};
+use beacon_store::{Failure, Pool, StoreError, rollups, sessions};
 
 use crate::session_cache::SessionCache;
 
 /// Sessions closed per transaction, so a backfill's many visits close in bounded steps.
 const CLOSE_BATCH: i64 = 2_000;
+/// Most transactions one step may take while the visits that fail it are searched for.
+const MAX_CLOSE_CALLS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Maintenance {
@@ -67,32 +70,103 @@ impl Maintenance {
 }
 
 /// Closes every session quiet for `close_after`; returns how many. `cache` learns what was closed.
+///
+/// Site by site, in steps of [`CLOSE_BATCH`]. A step that PostgreSQL refuses on its data is
+/// split until the visit that causes it stands alone; that visit is quarantined with the reason
+/// (it stays open and counted, and closing skips it), and the others close. One site's failure
+/// does not keep the other sites' visits open; an outage ends the pass (the next tick retries).
 pub async fn close_quiet_sessions(
     pool: &Pool,
     cache: &SessionCache,
     close_after: Duration,
 ) -> Result<u64, StoreError> {
-    let mut client = pool.get().await?;
-    let sites = sessions::sites_with_idle_sessions(&**client, close_after).await?;
+    let sites = sessions::sites_with_idle_sessions(&**pool.get().await?, close_after).await?;
     let mut closed = 0;
+    let mut outage = None;
     for site in sites {
-        loop {
-            let tx = client.transaction().await?;
-            let generations = sessions::lock_for_change(&*tx, &[site.as_str()]).await?;
-            let quiet = sessions::close_idle(&*tx, &site, close_after, CLOSE_BATCH).await?;
-            let zones = Zones::load(&*tx, &[site.as_str()]).await?;
-            rollups::apply(&*tx, &Rollup::of_closed(&quiet, &zones)).await?;
-            tx.commit().await?;
-            if let Some(&generation) = generations.get(&site) {
-                cache.record_closed(&site, generation, &quiet);
-            }
-            closed += quiet.len() as u64;
-            if (quiet.len() as i64) < CLOSE_BATCH {
+        match close_site(pool, cache, &site, close_after).await {
+            Ok(n) => closed += n,
+            Err(e) if e.failure() == Failure::Transient => {
+                outage = Some(e);
                 break;
             }
+            Err(e) => tracing::error!(site, error = %e, "cannot close the site's quiet visits"),
         }
     }
-    Ok(closed)
+    match outage {
+        Some(e) if closed == 0 => Err(e),
+        Some(e) => {
+            tracing::warn!(error = %e, closed, "closing stopped part way");
+            Ok(closed)
+        }
+        None => Ok(closed),
+    }
+}
+
+/// Closes the quiet visits of one site; see [`close_quiet_sessions`].
+async fn close_site(
+    pool: &Pool,
+    cache: &SessionCache,
+    site: &str,
+    close_after: Duration,
+) -> Result<u64, StoreError> {
+    let mut closed = 0;
+    loop {
+        let keys =
+            sessions::idle_keys(&**pool.get().await?, site, close_after, CLOSE_BATCH).await?;
+        let parts = isolate(
+            keys.len(),
+            MAX_CLOSE_CALLS,
+            |part| close_these(pool, cache, site, &keys[part], close_after),
+            |e: &StoreError| e.failure() != Failure::Transient,
+        )
+        .await;
+        let mut step_closed = 0;
+        for (part, outcome) in parts {
+            match outcome {
+                Attempted::Applied(n) => step_closed += n,
+                Attempted::Failed(e) if part.len() == 1 && e.failure() == Failure::Data => {
+                    let key = keys[part.start];
+                    let reason = e.to_string();
+                    tracing::error!(site, visitor = key.0, start_ms = key.1, %reason, "quarantining a visit that cannot be closed");
+                    sessions::quarantine(&**pool.get().await?, site, key, &reason).await?;
+                    metrics::counter!("beacon_aggregator_sessions_quarantined_total").increment(1);
+                }
+                Attempted::Failed(e) if e.failure() == Failure::Transient => return Err(e),
+                Attempted::Failed(e) => {
+                    tracing::error!(site, sessions = part.len(), error = %e, "cannot close visits; will try again");
+                }
+                Attempted::Untried => {}
+            }
+        }
+        closed += step_closed;
+        // Go on while full steps still close something (a step of visits that all failed is
+        // not tried again within this pass).
+        if (keys.len() as i64) < CLOSE_BATCH || step_closed == 0 {
+            return Ok(closed);
+        }
+    }
+}
+
+/// One transaction: close `keys` (those still quiet) and add them to the visit rows.
+async fn close_these(
+    pool: &Pool,
+    cache: &SessionCache,
+    site: &str,
+    keys: &[sessions::SessionKey],
+    close_after: Duration,
+) -> Result<u64, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let generations = sessions::lock_for_change(&*tx, &[site]).await?;
+    let quiet = sessions::close_idle(&*tx, site, keys, close_after).await?;
+    let zones = Zones::load(&*tx, &[site]).await?;
+    rollups::apply(&*tx, &Rollup::of_closed(&quiet, &zones)).await?;
+    tx.commit().await?;
+    if let Some(&generation) = generations.get(site) {
+        cache.record_closed(site, generation, &quiet);
+    }
+    Ok(quiet.len() as u64)
 }
 
 /// Forgets applied ids and closed sessions older than the window. Sessions go site by site under

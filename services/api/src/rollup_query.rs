@@ -381,7 +381,10 @@ mod tests {
         // The closing task's transaction commits between the two reads.
         let mut closer = pool.get().await.expect("connection");
         let tx = closer.transaction().await.expect("begin");
-        let closed = sessions::close_idle(&*tx, SITE, std::time::Duration::ZERO, 10)
+        let keys = sessions::idle_keys(&*tx, SITE, std::time::Duration::ZERO, 10)
+            .await
+            .expect("quiet sessions");
+        let closed = sessions::close_idle(&*tx, SITE, &keys, std::time::Duration::ZERO)
             .await
             .expect("close");
         assert_eq!(closed.len(), 1);

@@ -85,6 +85,22 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Visits set aside because PostgreSQL refused to close them
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List quarantined visits with the reason their closing failed
+    Quarantined {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the aggregator try to close every quarantined visit again (after a fix)
+    Retry,
 }
 
 #[derive(Debug, Subcommand)]

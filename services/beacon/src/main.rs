@@ -14,7 +14,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use crate::cli::{Cli, Command, DlqCommand, KeyCommand, SiteCommand, UserCommand};
+use crate::cli::{Cli, Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, UserCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -82,6 +82,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq {
             command: DlqCommand::Retry { seq, all: _ },
         } => tools::dlq_retry(&config, seq).await?,
+        Command::Sessions {
+            command: SessionsCommand::Quarantined { json },
+        } => tools::sessions_quarantined(&config, json).await?,
+        Command::Sessions {
+            command: SessionsCommand::Retry,
+        } => tools::sessions_retry(&config).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! The operator's commands: `migrate`, `site add|list`, `lag`.
+//! The operator's commands: `migrate`, `site add|list`, `lag`, `dlq`, `sessions`.
 
 use anyhow::Context as _;
 use beacon_jetstream::{list_dead_letters, pipeline_state, retry_dead_letters};
@@ -122,6 +122,36 @@ pub async fn compact(config: &Config, older_than: std::time::Duration) -> anyhow
         "compacted {} site-days: {} 15-minute rows deleted (their day rows stay)",
         done.days, done.rows_deleted
     );
+    Ok(())
+}
+
+pub async fn sessions_quarantined(config: &Config, json: bool) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let list = beacon_store::sessions::quarantined(&**pool.get().await?).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no quarantined visits");
+    }
+    for q in &list {
+        println!(
+            "{} visitor {} from {} (since {}): {}",
+            q.site,
+            q.visitor_id,
+            chrono::DateTime::from_timestamp_millis(q.start_ms).unwrap_or_default(),
+            q.quarantined_at,
+            q.reason
+        );
+    }
+    Ok(())
+}
+
+pub async fn sessions_retry(config: &Config) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let released = beacon_store::sessions::release_quarantined(&**pool.get().await?).await?;
+    println!("{released} quarantined visits will be closed again by the aggregator");
     Ok(())
 }
 

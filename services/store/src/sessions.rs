@@ -13,7 +13,7 @@ use beacon_pipeline::session::Session;
 use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
-use crate::postgres::StoreError;
+use crate::error::StoreError;
 
 /// Visitor ids are u64 hashes; PostgreSQL stores them bit for bit as bigint.
 pub fn id_to_sql(id: u64) -> i64 {
@@ -186,7 +186,7 @@ pub async fn open_in_range(
     rows.iter().map(session_from_row).collect()
 }
 
-/// Sites with open sessions nobody touched for `idle`.
+/// Sites with open sessions nobody touched for `idle` (quarantined ones aside).
 pub async fn sites_with_idle_sessions(
     client: &impl GenericClient,
     idle: Duration,
@@ -194,35 +194,126 @@ pub async fn sites_with_idle_sessions(
     let rows = client
         .query(
             "SELECT DISTINCT site FROM sessions
-             WHERE NOT closed AND touched_at < now() - make_interval(secs => $1::int8 / 1000.0)",
+             WHERE NOT closed AND quarantine IS NULL
+               AND touched_at < now() - make_interval(secs => $1::int8 / 1000.0)",
             &[&millis(idle)],
         )
         .await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
-/// Closes up to `limit` open sessions of `site` nobody touched for `idle`, returning them. The
-/// caller holds the site's aggregation lock and adds their contributions to the rollups in the
-/// same transaction.
-pub async fn close_idle(
+/// Which session of a site: (visitor id, start).
+pub type SessionKey = (u64, i64);
+
+/// Up to `limit` open, unquarantined sessions of `site` nobody touched for `idle`.
+pub async fn idle_keys(
     client: &impl GenericClient,
     site: &str,
     idle: Duration,
     limit: i64,
-) -> Result<Vec<Session>, StoreError> {
+) -> Result<Vec<SessionKey>, StoreError> {
     let rows = client
         .query(
-            "UPDATE sessions SET closed = true
-             WHERE (site, visitor_id, start_ms) IN (
-                 SELECT site, visitor_id, start_ms FROM sessions
-                 WHERE site = $1 AND NOT closed
-                   AND touched_at < now() - make_interval(secs => $2::int8 / 1000.0)
-                 LIMIT $3)
-             RETURNING state, closed",
+            "SELECT visitor_id, start_ms FROM sessions
+             WHERE site = $1 AND NOT closed AND quarantine IS NULL
+               AND touched_at < now() - make_interval(secs => $2::int8 / 1000.0)
+             LIMIT $3",
             &[&site, &millis(idle), &limit],
         )
         .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get(0)?;
+            Ok((u64::from_ne_bytes(id.to_ne_bytes()), r.try_get(1)?))
+        })
+        .collect()
+}
+
+/// Closes those of `keys` that are still open, unquarantined and untouched for `idle`,
+/// returning them. The caller holds the site's aggregation lock and adds their contributions to
+/// the rollups in the same transaction.
+pub async fn close_idle(
+    client: &impl GenericClient,
+    site: &str,
+    keys: &[SessionKey],
+    idle: Duration,
+) -> Result<Vec<Session>, StoreError> {
+    let ids: Vec<i64> = keys.iter().map(|(id, _)| id_to_sql(*id)).collect();
+    let starts: Vec<i64> = keys.iter().map(|(_, start)| *start).collect();
+    let rows = client
+        .query(
+            "UPDATE sessions s SET closed = true
+             FROM unnest($2::int8[], $3::int8[]) AS k (visitor_id, start_ms)
+             WHERE s.site = $1 AND s.visitor_id = k.visitor_id AND s.start_ms = k.start_ms
+               AND NOT s.closed AND s.quarantine IS NULL
+               AND s.touched_at < now() - make_interval(secs => $4::int8 / 1000.0)
+             RETURNING s.state, s.closed",
+            &[&site, &ids, &starts, &millis(idle)],
+        )
+        .await?;
     rows.iter().map(session_from_row).collect()
+}
+
+/// Sets a session aside with the reason its closing failed; closing skips it from now on.
+pub async fn quarantine(
+    client: &impl GenericClient,
+    site: &str,
+    key: SessionKey,
+    reason: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE sessions SET quarantine = $4, quarantined_at = now()
+             WHERE site = $1 AND visitor_id = $2 AND start_ms = $3",
+            &[&site, &id_to_sql(key.0), &key.1, &reason],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One quarantined session, for operators.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Quarantined {
+    pub site: String,
+    pub visitor_id: String,
+    pub start_ms: i64,
+    pub reason: String,
+    pub quarantined_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every quarantined session, oldest first.
+pub async fn quarantined(client: &impl GenericClient) -> Result<Vec<Quarantined>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT site, visitor_id, start_ms, quarantine, quarantined_at FROM sessions
+             WHERE quarantine IS NOT NULL ORDER BY quarantined_at, site",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get(1)?;
+            Ok(Quarantined {
+                site: r.try_get(0)?,
+                visitor_id: format!("{:016x}", u64::from_ne_bytes(id.to_ne_bytes())),
+                start_ms: r.try_get(2)?,
+                reason: r.try_get(3)?,
+                quarantined_at: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// Clears every quarantine (after a fix), so the next closing tries those sessions again;
+/// returns how many.
+pub async fn release_quarantined(client: &impl GenericClient) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE sessions SET quarantine = NULL, quarantined_at = NULL
+             WHERE quarantine IS NOT NULL",
+            &[],
+        )
+        .await?)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod ground_truth;
 mod live_counters;
 mod owner_access;
 mod plausible_clients;
+mod poison;
 mod privacy;
 mod private_postgres;
 mod truth_checks;
