@@ -80,6 +80,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Site-scoped ingest tokens for server-side senders
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Dead letters
     Dlq {
         #[command(subcommand)]
@@ -134,6 +139,16 @@ pub enum KeyCommand {
     Create {
         #[arg(long)]
         user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an ingest token for a site (printed once): with it, POST /track may set
+    /// ip, user_agent, timestamp and id for that site's events
+    Create {
+        #[arg(long)]
+        site: String,
     },
 }
 

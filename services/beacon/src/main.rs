@@ -14,7 +14,9 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use crate::cli::{Cli, Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, TokenCommand, UserCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -85,6 +87,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sessions {
             command: SessionsCommand::Quarantined { json },
         } => tools::sessions_quarantined(&config, json).await?,
+        Command::Token {
+            command: TokenCommand::Create { site },
+        } => tools::token_create(&config, &site).await?,
         Command::Sessions {
             command: SessionsCommand::Retry,
         } => tools::sessions_retry(&config).await?,

@@ -125,6 +125,17 @@ pub async fn compact(config: &Config, older_than: std::time::Duration) -> anyhow
     Ok(())
 }
 
+/// Prints a new ingest token for the site, alone on stdout.
+pub async fn token_create(config: &Config, domain: &str) -> anyhow::Result<()> {
+    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let pool = wiring::postgres(config).await?;
+    let token = beacon_store::ingest_tokens::create(&pool, &domain)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("--site {domain}: no such site (beacon site list)"))?;
+    println!("{token}");
+    Ok(())
+}
+
 pub async fn sessions_quarantined(config: &Config, json: bool) -> anyhow::Result<()> {
     let pool = wiring::postgres(config).await?;
     let list = beacon_store::sessions::quarantined(&**pool.get().await?).await?;

@@ -9,6 +9,7 @@ mod geo;
 mod ingest;
 mod plausible;
 mod request;
+mod tokens;
 mod track;
 mod user_agents;
 
@@ -53,6 +54,7 @@ pub struct Deps {
 pub(crate) struct AppState {
     publisher: Publisher,
     sites: directory::SiteDirectory,
+    tokens: tokens::IngestTokens,
     salts: directory::SaltCache,
     trusted_proxies: Vec<IpNet>,
     rate_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -76,6 +78,7 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
     let state = Arc::new(AppState {
         publisher: deps.publisher,
         sites: directory::SiteDirectory::new(deps.pool.clone()),
+        tokens: tokens::IngestTokens::new(deps.pool.clone()),
         salts: directory::SaltCache::new(deps.pool),
         trusted_proxies: deps.trusted_proxies,
         rate_limiter,
@@ -86,7 +89,7 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .max_age(std::time::Duration::from_secs(86_400));
     let router = Router::new()
         .route("/track", post(track::track))

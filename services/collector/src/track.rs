@@ -25,6 +25,7 @@ use crate::ingest::{Client, Hit, UnknownSite, ingest};
 use crate::request::{
     MAX_USER_AGENT, body_bytes, echo, parse_json, required_text_field, sender, text_field,
 };
+use crate::tokens::{SERVER_SIDE_FIELDS, forbidden, unauthorized};
 
 /// Largest batch `POST /track/batch` takes.
 pub const MAX_BATCH: usize = 1000;
@@ -55,11 +56,13 @@ pub async fn track(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
     let sender = sender(&state, peer, &headers)?;
+    let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
     let hit = validate(
         &parse_json::<TrackBody>(&body)?,
         "",
         chrono::Utc::now().timestamp_millis(),
+        token_site.as_deref(),
     )?;
     let outcome = ingest(&state, &sender, vec![hit], UnknownSite::Reject).await?;
     let body = match outcome.accepted.first() {
@@ -80,6 +83,7 @@ pub async fn track_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
     let sender = sender(&state, peer, &headers)?;
+    let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
     let items = parse_json::<Vec<TrackBody>>(&body)?;
     if items.is_empty() || items.len() > MAX_BATCH {
@@ -92,7 +96,7 @@ pub async fn track_batch(
     let hits = items
         .iter()
         .enumerate()
-        .map(|(i, item)| validate(item, &format!("[{i}]."), now_ms))
+        .map(|(i, item)| validate(item, &format!("[{i}]."), now_ms, token_site.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = ingest(&state, &sender, hits, UnknownSite::Reject).await?;
     let body = json!({ "accepted": outcome.accepted.len(), "dropped": outcome.dropped, "ids": outcome.accepted });
@@ -113,13 +117,43 @@ pub fn dropped_header(dropped: usize) -> HeaderMap {
     headers
 }
 
-fn validate(body: &TrackBody, prefix: &str, now_ms: i64) -> Result<Hit, ApiError> {
+/// Checks one event of a body. `token_site` is the site of the request's ingest token: only then
+/// are the server-side fields honoured, and only for that site.
+fn validate(
+    body: &TrackBody,
+    prefix: &str,
+    now_ms: i64,
+    token_site: Option<&str>,
+) -> Result<Hit, ApiError> {
     let field = |name: &str| format!("{prefix}{name}");
+    let server_side = [
+        body.id.is_some(),
+        body.timestamp.is_some(),
+        body.ip.is_some(),
+        body.user_agent.is_some(),
+    ];
+    if token_site.is_none()
+        && let Some(i) = server_side.iter().position(|set| *set)
+    {
+        return Err(unauthorized(
+            &field(SERVER_SIDE_FIELDS[i]),
+            "may be set only with a site ingest token (Authorization: Bearer …; \
+             `beacon token create --site DOMAIN`)",
+        ));
+    }
     let url = text_field(&field("url"), body.url.trim(), MAX_URL_LEN)?;
     let parts = split_url(url).map_err(|e| ApiError::field(field("url"), e.to_string()))?;
     let site_raw = body.site.as_deref().unwrap_or(&parts.hostname);
     let site = normalize_domain(site_raw)
         .map_err(|e| ApiError::field(field("site"), format!("'{}' {e}", echo(site_raw))))?;
+    if let Some(allowed) = token_site
+        && allowed != site
+    {
+        return Err(forbidden(
+            &field("site"),
+            format!("the ingest token is for '{allowed}', not '{site}'"),
+        ));
+    }
     let name = body.name.as_deref().map(str::trim).unwrap_or("pageview");
     let name = required_text_field(&field("name"), name, MAX_NAME_LEN)?.to_string();
     let referrer = match body.referrer.as_deref().map(str::trim) {
@@ -243,7 +277,11 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn check(json: &str) -> Result<Hit, ApiError> {
-        validate(&parse_json(json.as_bytes())?, "", NOW)
+        validate(&parse_json(json.as_bytes())?, "", NOW, Some("a.com"))
+    }
+
+    fn anonymous(json: &str) -> Result<Hit, ApiError> {
+        validate(&parse_json(json.as_bytes())?, "", NOW, None)
     }
 
     fn field_of(json: &str) -> Option<String> {
@@ -252,7 +290,7 @@ mod tests {
 
     #[test]
     fn minimal_body_defaults_to_a_pageview_of_the_url_host() {
-        let hit = check(r#"{"url": "https://www.Example.com/a?x=1"}"#).expect("valid");
+        let hit = anonymous(r#"{"url": "https://www.Example.com/a?x=1"}"#).expect("valid");
         assert_eq!(hit.site, "example.com");
         assert_eq!(hit.name, "pageview");
         assert_eq!(hit.pathname, "/a");
@@ -336,6 +374,7 @@ mod tests {
             &parse_json(br#"{"url": "https://a.com/", "name": "\u0000"}"#).expect("json"),
             "[3].",
             NOW,
+            None,
         )
         .expect_err("refused")
         .field;
@@ -353,6 +392,37 @@ mod tests {
         assert!(
             !hit.props.contains_key("z"),
             "nothing but controls is no value"
+        );
+    }
+
+    #[test]
+    fn server_side_fields_need_a_token_for_the_events_site() {
+        for (body, field) in [
+            (
+                r#"{"url": "https://a.com/", "id": "0192f3a4-5b6c-7d8e-9f01-23456789abcd"}"#,
+                "id",
+            ),
+            (r#"{"url": "https://a.com/", "timestamp": 1}"#, "timestamp"),
+            (
+                r#"{"url": "https://a.com/", "ip": "1.2.3.4", "user_agent": "UA"}"#,
+                "ip",
+            ),
+            (
+                r#"{"url": "https://a.com/", "user_agent": "UA"}"#,
+                "user_agent",
+            ),
+        ] {
+            let error = anonymous(body).expect_err(body);
+            assert_eq!(error.status, StatusCode::UNAUTHORIZED, "{body}");
+            assert_eq!(error.field.as_deref(), Some(field), "{body}");
+        }
+        let other_site =
+            check(r#"{"url": "https://b.com/"}"#).expect_err("b.com with a.com's token");
+        assert_eq!(other_site.status, StatusCode::FORBIDDEN);
+        assert_eq!(other_site.field.as_deref(), Some("site"));
+        assert!(
+            anonymous(r#"{"url": "https://b.com/"}"#).is_ok(),
+            "no token, no server-side fields"
         );
     }
 

@@ -11,7 +11,9 @@ use crate::common::{
     Beacon, Namespace, beacon_ok, free_port, publish_events, redis_url, stream_events, wait_ready,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
-use crate::ground_truth::{count, geoip_db, send_chunk, wait_applied, wait_visits_closed};
+use crate::ground_truth::{
+    count, geoip_db, send_chunk, site_tokens, wait_applied, wait_visits_closed,
+};
 use crate::private_postgres::PrivatePostgres;
 use crate::truth_checks::verify;
 
@@ -148,6 +150,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
             ],
         );
     }
+    let tokens = site_tokens(&env);
     let mut front = Beacon::spawn(&env, &["collector"]);
     let mut api_process = Beacon::spawn(&env, &["api"]);
     wait_ready(
@@ -170,12 +173,13 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
     let flow = {
         let (http, collector, dataset) = (http.clone(), collector.clone(), dataset.clone());
+        let tokens = tokens.clone();
         tokio::spawn(async move {
             let mut sorted: Vec<&Hit> = dataset.hits.iter().collect();
             sorted.sort_by_key(|h| h.ts_ms);
             for chunk in sorted.chunks(100) {
                 let bodies: Vec<&serde_json::Value> = chunk.iter().map(|h| &h.body).collect();
-                send_chunk(&http, &collector, &bodies).await;
+                send_chunk(&http, &collector, &tokens, &bodies).await;
                 tokio::time::sleep(Duration::from_millis(60)).await;
             }
         })

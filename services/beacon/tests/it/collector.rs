@@ -183,15 +183,44 @@ async fn batches_are_validated_whole_and_client_ids_make_retries_idempotent() {
     let ns = Namespace::new("col_batch");
     let http = reqwest::Client::new();
     let c = collector(&ns, &[], &http).await;
+    let token = beacon_ok(&c.env, &["token", "create", "--site", "example.com"]);
+    let token = token.trim();
     let id = "0192f3a4-5b6c-7d8e-9f01-23456789abcd";
     let batch = json!([
         {"url": "https://example.com/a", "id": id, "timestamp": "2026-01-02T03:04:05Z", "ip": "198.51.100.7", "user_agent": MAC_SAFARI},
         {"url": "https://example.com/b", "user_agent": MAC_SAFARI, "ip": "198.51.100.8"},
     ]);
+    // Without the site's ingest token, the server-side fields are refused.
+    for auth in [None, Some("bit_0000"), Some("not a bearer")] {
+        let mut request = http.post(format!("{}/track/batch", c.url)).json(&batch);
+        if let Some(auth) = auth {
+            request = request.header("authorization", format!("Bearer {auth}"));
+        }
+        let r = request.send().await.expect("batch");
+        assert_eq!(r.status(), 401, "{auth:?}");
+        let body: Value = r.json().await.expect("json");
+        let expected = if auth.is_none() {
+            "[0].id"
+        } else {
+            "authorization"
+        };
+        assert_eq!(body["field"], expected, "{body}");
+    }
+    // A token is for its own site only.
+    let other = beacon_ok(&c.env, &["token", "create", "--site", "shop.example.org"]);
+    let r = http
+        .post(format!("{}/track/batch", c.url))
+        .bearer_auth(other.trim())
+        .json(&batch)
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(r.status(), 403);
     for _ in 0..2 {
         let r = http
             .post(format!("{}/track/batch", c.url))
             .header("user-agent", "importer/1.0")
+            .bearer_auth(token)
             .json(&batch)
             .send()
             .await

@@ -25,7 +25,7 @@ async fn an_owner_signs_in_and_the_dashboard_shows_the_apis_numbers() {
     // 05:00 UTC today, and the collector refuses events from the future.
     let dataset = generate(11, Utc::now().date_naive() - Days::new(7), 6, 30);
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
-    send_hits(&http, &pipeline.collector, &dataset.hits).await;
+    send_hits(&http, &pipeline.collector, &pipeline.tokens, &dataset.hits).await;
     wait_applied(&pipeline.ns.pg().await, counted).await;
 
     let npm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/npm");

@@ -23,6 +23,8 @@ pub struct Pipeline {
     pub collector: String,
     pub api: String,
     pub key: String,
+    /// Ingest token of each site: the dataset's hits set `ip`, `user_agent`, `timestamp`, `id`.
+    pub tokens: HashMap<String, String>,
     pub ns: Namespace,
 }
 
@@ -67,6 +69,7 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
             ],
         );
     }
+    let tokens = site_tokens(&env);
     let mut process = Beacon::spawn(&env, &["all"]);
     let collector = format!("http://127.0.0.1:{c}");
     let api = format!("http://127.0.0.1:{a}");
@@ -79,27 +82,64 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
         collector,
         api,
         key,
+        tokens,
         process,
     }
 }
 
+/// `beacon token create` for each of the dataset's sites.
+pub fn site_tokens(env: &HashMap<String, String>) -> HashMap<String, String> {
+    SITES
+        .iter()
+        .map(|(site, _)| {
+            let token = beacon_ok(env, &["token", "create", "--site", site]);
+            (site.to_string(), token.trim().to_string())
+        })
+        .collect()
+}
+
 /// Sends the hits in time order through `/track/batch`.
-pub async fn send_hits(http: &reqwest::Client, collector: &str, hits: &[Hit]) {
+pub async fn send_hits(
+    http: &reqwest::Client,
+    collector: &str,
+    tokens: &HashMap<String, String>,
+    hits: &[Hit],
+) {
     let mut sorted: Vec<&Hit> = hits.iter().collect();
     sorted.sort_by_key(|h| h.ts_ms);
     for chunk in sorted.chunks(500) {
         let bodies: Vec<&Value> = chunk.iter().map(|h| &h.body).collect();
-        send_chunk(http, collector, &bodies).await;
+        send_chunk(http, collector, tokens, &bodies).await;
     }
 }
 
-/// Sends one `/track/batch` body, retrying while the collector answers 503 (hits carry their
-/// ids, so a retry cannot count anything twice).
-pub async fn send_chunk(http: &reqwest::Client, collector: &str, bodies: &[&Value]) {
+/// Sends hits through `/track/batch`, one body per site with that site's ingest token,
+/// retrying while the collector answers 503 (hits carry their ids, so a retry cannot count
+/// anything twice).
+pub async fn send_chunk(
+    http: &reqwest::Client,
+    collector: &str,
+    tokens: &HashMap<String, String>,
+    bodies: &[&Value],
+) {
+    let mut by_site: std::collections::BTreeMap<&str, Vec<&Value>> = Default::default();
+    for body in bodies {
+        by_site
+            .entry(body["site"].as_str().expect("a dataset hit names its site"))
+            .or_default()
+            .push(body);
+    }
+    for (site, bodies) in by_site {
+        send_site_chunk(http, collector, &tokens[site], &bodies).await;
+    }
+}
+
+async fn send_site_chunk(http: &reqwest::Client, collector: &str, token: &str, bodies: &[&Value]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let response = http
             .post(format!("{collector}/track/batch"))
+            .bearer_auth(token)
             .json(&bodies)
             .send()
             .await
@@ -151,7 +191,7 @@ async fn every_metric_and_breakdown_equals_the_ground_truth() {
     let dataset = generate(20261126, first_day, 3, 30);
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
     assert!(dataset.hits.iter().any(|h| h.bot), "the dataset has bots");
-    send_hits(&http, &pipeline.collector, &dataset.hits).await;
+    send_hits(&http, &pipeline.collector, &pipeline.tokens, &dataset.hits).await;
     wait_applied(&pipeline.ns.pg().await, counted).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     pipeline.process.assert_running();

@@ -108,7 +108,7 @@ async fn a_third_party_plausible_client_reads_the_right_numbers() {
     let first_day = Utc::now().date_naive() - Days::new(8);
     let dataset = generate(13, first_day, 4, 20);
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
-    send_hits(&http, &pipeline.collector, &dataset.hits).await;
+    send_hits(&http, &pipeline.collector, &pipeline.tokens, &dataset.hits).await;
     wait_applied(&pipeline.ns.pg().await, counted).await;
 
     let init = run(
