@@ -16,6 +16,7 @@ mod duplicates;
 mod e2e;
 mod fuzz;
 mod ground_truth;
+mod hostile_corpus;
 mod live_counters;
 mod owner_access;
 mod plausible_clients;
