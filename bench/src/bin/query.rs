@@ -232,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
             metrics: None,
             shutdown: shutdown.clone(),
         },
+        http: beacon_runtime::HttpLimits::default(),
     };
     let server = tokio::spawn(beacon_api::run(deps, listener, shutdown.clone()));
     let http = reqwest::Client::new();

@@ -20,10 +20,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use beacon_jetstream::Topology;
 use beacon_jetstream::async_nats::jetstream;
-use beacon_runtime::{AdminState, CancellationToken, admin_router};
+use beacon_runtime::{AdminState, CancellationToken, HttpLimits, admin_router};
 use beacon_store::{LiveKeys, Pool};
 use tokio::net::TcpListener;
 
@@ -36,6 +35,8 @@ pub struct Deps {
     pub js: jetstream::Context,
     pub topology: Topology,
     pub admin: AdminState,
+    /// Timeouts and the connection bound of the listener.
+    pub http: HttpLimits,
 }
 
 pub(crate) struct AppState {
@@ -86,10 +87,6 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(deps))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let limits = deps.http;
+    beacon_runtime::serve(listener, router(deps), limits, shutdown).await
 }

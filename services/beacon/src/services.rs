@@ -63,6 +63,7 @@ impl Process {
             max_in_flight: config.max_in_flight,
             geo: wiring::geoip(config)?,
             admin,
+            http: wiring::http_limits(config),
         })
     }
 
@@ -79,6 +80,7 @@ impl Process {
             js: self.js.clone(),
             topology: wiring::topology(&self.config),
             admin,
+            http: wiring::http_limits(&self.config),
         }
     }
 

@@ -6,11 +6,20 @@ use anyhow::Context as _;
 use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
 use beacon_runtime::retry::{RetryPolicy, retry};
-use beacon_runtime::{Config, Probe};
+use beacon_runtime::{Config, HttpLimits, Probe};
 use beacon_store::{Archive, LiveKeys, Pool};
 
 /// How long a publish waits for JetStream's ack before the collector answers 503.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Timeouts and the connection bound of the collector's and the API's listeners.
+pub fn http_limits(config: &Config) -> HttpLimits {
+    HttpLimits {
+        header_read_timeout: config.http_header_timeout,
+        request_timeout: config.http_request_timeout,
+        max_connections: config.http_max_connections,
+    }
+}
 
 pub fn topology(config: &Config) -> Topology {
     Topology::new(&config.namespace)
@@ -82,7 +91,12 @@ pub async fn postgres(config: &Config) -> anyhow::Result<Pool> {
     })
     .await
     .context("cannot migrate PostgreSQL (BEACON_POSTGRES_URL)")?;
-    beacon_store::postgres::pool(&config.postgres_url, &config.namespace, 16)
+    let timeouts = beacon_store::postgres::Timeouts {
+        connect: config.postgres_timeout,
+        pool_wait: config.postgres_timeout,
+        statement: Some(config.postgres_statement_timeout),
+    };
+    beacon_store::postgres::pool_with(&config.postgres_url, &config.namespace, 16, timeouts)
         .context("BEACON_POSTGRES_URL")
 }
 

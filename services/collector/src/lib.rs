@@ -13,7 +13,7 @@ mod tokens;
 mod track;
 mod user_agents;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -21,9 +21,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use beacon_jetstream::Publisher;
-use beacon_runtime::{AdminState, CancellationToken, admin_router};
+use beacon_runtime::{AdminState, CancellationToken, HttpLimits, admin_router};
 use beacon_store::Pool;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -49,6 +48,8 @@ pub struct Deps {
     pub max_in_flight: u32,
     pub geo: Option<GeoIp>,
     pub admin: AdminState,
+    /// Timeouts and the connection bound of the listener.
+    pub http: HttpLimits,
 }
 
 pub(crate) struct AppState {
@@ -117,6 +118,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "collector listening");
+    let limits = deps.http;
     let (router, state) = router_with_state(deps);
     // The rate limiter remembers every address it saw; forget the idle ones regularly.
     let token = shutdown.clone();
@@ -132,15 +134,5 @@ pub async fn run(
             }
         }
     });
-    // Small answers must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-    // can hold a response back for tens of milliseconds.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    beacon_runtime::serve(listener, router, limits, shutdown).await
 }

@@ -66,8 +66,6 @@ pub fn spawn_admin_server(
     tracing::info!(addr = %listener.local_addr()?, "{name} admin listening");
     let router = admin_router(state);
     Ok(tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        crate::serve(listener, router, crate::HttpLimits::default(), shutdown).await
     }))
 }

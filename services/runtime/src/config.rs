@@ -57,6 +57,16 @@ pub struct Config {
     pub dedup_window: Duration,
     /// 15-minute rollup rows of local days older than this are merged into day rows.
     pub rollup_fine_retention: Duration,
+    /// Time a client has to send a request's head to the collector or the API.
+    pub http_header_timeout: Duration,
+    /// Time a whole request may take (a slower one is answered 408).
+    pub http_request_timeout: Duration,
+    /// Connections one HTTP listener keeps open at once.
+    pub http_max_connections: usize,
+    /// Time to connect to PostgreSQL and to wait for a pooled connection.
+    pub postgres_timeout: Duration,
+    /// Longest one PostgreSQL statement of a service may run.
+    pub postgres_statement_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -190,6 +200,31 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "",
         "MaxMind-format country database (empty: countries unknown)",
     ),
+    (
+        "BEACON_HTTP_HEADER_TIMEOUT",
+        "10s",
+        "time a client has to send a request's head (collector, API, admin); slower ones are disconnected",
+    ),
+    (
+        "BEACON_HTTP_REQUEST_TIMEOUT",
+        "30s",
+        "time a whole request may take, body included; slower ones are answered 408",
+    ),
+    (
+        "BEACON_HTTP_MAX_CONNECTIONS",
+        "10000",
+        "connections one HTTP listener keeps open at once; more wait to be accepted",
+    ),
+    (
+        "BEACON_POSTGRES_TIMEOUT",
+        "10s",
+        "time to connect to PostgreSQL and to wait for a pooled connection",
+    ),
+    (
+        "BEACON_POSTGRES_STATEMENT_TIMEOUT",
+        "60s",
+        "longest one PostgreSQL statement of a service may run (migrations are not bound)",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
@@ -262,6 +297,17 @@ impl Config {
                 .unwrap_or(20_000),
             dedup_window: duration(&get, "BEACON_DEDUP_WINDOW")?,
             rollup_fine_retention: duration(&get, "BEACON_ROLLUP_FINE_RETENTION")?,
+            http_header_timeout: positive(&get, "BEACON_HTTP_HEADER_TIMEOUT")?,
+            http_request_timeout: positive(&get, "BEACON_HTTP_REQUEST_TIMEOUT")?,
+            http_max_connections: usize::try_from(number(
+                &get,
+                "BEACON_HTTP_MAX_CONNECTIONS",
+                1,
+                10_000_000,
+            )?)
+            .unwrap_or(10_000),
+            postgres_timeout: positive(&get, "BEACON_POSTGRES_TIMEOUT")?,
+            postgres_statement_timeout: positive(&get, "BEACON_POSTGRES_STATEMENT_TIMEOUT")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -314,6 +360,17 @@ fn addr(
             format!("'{value}' is not an address like 127.0.0.1:8080"),
         )
     })
+}
+
+/// A duration longer than zero (a zero timeout would refuse everything, or mean "none").
+fn positive(
+    get: &impl Fn(&'static str) -> String,
+    variable: &'static str,
+) -> Result<Duration, ConfigError> {
+    match duration(get, variable)? {
+        Duration::ZERO => Err(err(variable, "must be longer than 0")),
+        d => Ok(d),
+    }
 }
 
 fn duration(

@@ -8,10 +8,12 @@ pub mod health;
 pub mod http;
 pub mod isolate;
 pub mod retry;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{AdminState, admin_router};
 pub use config::{Config, ConfigError, LogFormat};
 pub use health::{Health, Probe};
+pub use serve::{HttpLimits, serve};
 pub use tokio_util::sync::CancellationToken;

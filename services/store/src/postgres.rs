@@ -1,6 +1,7 @@
 //! PostgreSQL connections scoped to the namespace's schema, and the versioned migrations.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -33,10 +34,49 @@ fn config(url: &str, namespace: &str) -> Result<tokio_postgres::Config, StoreErr
     Ok(config)
 }
 
+/// Bounds on every wait for PostgreSQL a service's pool makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting (TCP and start-up).
+    pub connect: Duration,
+    /// Waiting for a free pooled connection.
+    pub pool_wait: Duration,
+    /// `statement_timeout` of every pooled session; `None` leaves the server's.
+    pub statement: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            pool_wait: Duration::from_secs(10),
+            statement: None,
+        }
+    }
+}
+
 /// A connection pool whose sessions all use the namespace's schema.
 pub fn pool(url: &str, namespace: &str, max_size: usize) -> Result<Pool, StoreError> {
+    pool_with(url, namespace, max_size, Timeouts::default())
+}
+
+/// [`pool`] with explicit timeouts: no caller waits for PostgreSQL longer than they allow.
+pub fn pool_with(
+    url: &str,
+    namespace: &str,
+    max_size: usize,
+    timeouts: Timeouts,
+) -> Result<Pool, StoreError> {
+    let mut config = config(url, namespace)?;
+    config.connect_timeout(timeouts.connect);
+    if let Some(statement) = timeouts.statement {
+        config.options(format!(
+            "-c search_path={namespace} -c statement_timeout={}",
+            statement.as_millis()
+        ));
+    }
     let manager = Manager::from_config(
-        config(url, namespace)?,
+        config,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -44,6 +84,9 @@ pub fn pool(url: &str, namespace: &str, max_size: usize) -> Result<Pool, StoreEr
     );
     Pool::builder(manager)
         .max_size(max_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(timeouts.pool_wait))
+        .create_timeout(Some(timeouts.connect))
         .build()
         .map_err(|e| StoreError::Url(e.to_string()))
 }

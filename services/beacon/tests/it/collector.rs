@@ -406,3 +406,82 @@ async fn country_comes_from_the_configured_geoip_database() {
     assert_eq!(countries, [Some("US"), None]);
     drop(c);
 }
+
+/// Reads from `stream` until the server closes it or `within` passes; returns what arrived and
+/// whether it closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&received).into(), true),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&received).into(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_header_and_request_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    let ns = Namespace::new("col_slow");
+    let http = reqwest::Client::new();
+    let c = collector(
+        &ns,
+        &[
+            ("BEACON_HTTP_HEADER_TIMEOUT", "1s"),
+            ("BEACON_HTTP_REQUEST_TIMEOUT", "2s"),
+        ],
+        &http,
+    )
+    .await;
+    let addr = c.url.trim_start_matches("http://").to_string();
+
+    // A request head sent one byte at a time, slower than the header timeout allows in total.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let started = Instant::now();
+    let head = b"POST /track HTTP/1.1\r\nHost: example.com\r\nX-Slow: ";
+    let mut closed = false;
+    for byte in head.iter().chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()) {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    if !closed {
+        closed = read_until_closed(&mut slow, Duration::from_secs(3)).await.1;
+    }
+    assert!(closed, "a trickling request head keeps its connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+
+    // A whole head, then a body that never completes: 408 once the request timeout passes.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    stalled
+        .write_all(b"POST /track HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"url\":")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let (answer, _) = read_until_closed(&mut stalled, Duration::from_secs(6)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // The collector still serves everyone else.
+    let r = http
+        .post(format!("{}/track", c.url))
+        .header("user-agent", MAC_SAFARI)
+        .json(&json!({"url": "https://example.com/after"}))
+        .send()
+        .await
+        .expect("track");
+    assert_eq!(r.status(), 202);
+}

@@ -106,6 +106,7 @@ fn hostile_bodies_get_only_2xx_or_4xx() {
                 metrics: None,
                 shutdown: CancellationToken::new(),
             },
+            http: beacon_runtime::HttpLimits::default(),
         };
         beacon_collector::router(deps)
             .layer(MockConnectInfo(SocketAddr::from(([198, 51, 100, 1], 4000))))
