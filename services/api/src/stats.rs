@@ -39,8 +39,9 @@ pub struct Summary {
     views_per_visit: Value,
     bounce_rate: Value,
     visit_duration: Value,
-    realtime_visitors: u64,
-    live: LiveStats,
+    /// `null` while Redis (the live counters) cannot be read: the statistics still answer.
+    realtime_visitors: Option<u64>,
+    live: Option<LiveStats>,
     timeseries: Vec<Point>,
     top_pages: Vec<Row>,
     top_sources: Vec<Row>,
@@ -152,7 +153,10 @@ pub async fn summary(
         TOP,
     )
     .await
-    .map_err(ApiError::unavailable)?;
+    .inspect_err(
+        |e| tracing::warn!(error = %e, "live counters unavailable; answering without them"),
+    )
+    .ok();
 
     Ok(Json(Summary {
         site: site.domain,
@@ -167,7 +171,7 @@ pub async fn summary(
         views_per_visit: totals.value(Metric::ViewsPerVisit),
         bounce_rate: totals.value(Metric::BounceRate),
         visit_duration: totals.value(Metric::VisitDuration),
-        realtime_visitors: live.visitors,
+        realtime_visitors: live.as_ref().map(|l| l.visitors),
         live,
         timeseries,
         top_pages,

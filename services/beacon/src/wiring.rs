@@ -114,7 +114,7 @@ pub async fn archive(config: &Config) -> anyhow::Result<Archive> {
 
 pub async fn redis(config: &Config) -> anyhow::Result<fred::prelude::Client> {
     retry("connecting to Redis", RetryPolicy::STARTUP, || {
-        beacon_store::live::connect(&config.redis_url)
+        beacon_store::live::connect_with(&config.redis_url, config.redis_timeout)
     })
     .await
     .context("cannot connect to Redis (BEACON_REDIS_URL)")

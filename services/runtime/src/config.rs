@@ -67,6 +67,8 @@ pub struct Config {
     pub postgres_timeout: Duration,
     /// Longest one PostgreSQL statement of a service may run.
     pub postgres_statement_timeout: Duration,
+    /// Longest one Redis command may take.
+    pub redis_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -225,6 +227,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "60s",
         "longest one PostgreSQL statement of a service may run (migrations are not bound)",
     ),
+    (
+        "BEACON_REDIS_TIMEOUT",
+        "2s",
+        "longest one Redis command may take (also while reconnecting): live counters and the cache are skipped, statistics still answer",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
@@ -308,6 +315,7 @@ impl Config {
             .unwrap_or(10_000),
             postgres_timeout: positive(&get, "BEACON_POSTGRES_TIMEOUT")?,
             postgres_statement_timeout: positive(&get, "BEACON_POSTGRES_STATEMENT_TIMEOUT")?,
+            redis_timeout: positive(&get, "BEACON_REDIS_TIMEOUT")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

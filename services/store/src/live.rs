@@ -60,10 +60,25 @@ impl LiveKeys {
 
 /// Connects to Redis (lazily reconnecting on failure).
 pub async fn connect(url: &str) -> Result<Client, fred::error::Error> {
+    connect_with(url, DEFAULT_COMMAND_TIMEOUT).await
+}
+
+/// How long a Redis command may take by default: Redis is a cache here, never worth waiting for.
+pub const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`connect`] with every command bounded by `command_timeout` (also while the client is
+/// reconnecting: callers get an error instead of waiting for Redis to come back).
+pub async fn connect_with(
+    url: &str,
+    command_timeout: std::time::Duration,
+) -> Result<Client, fred::error::Error> {
     let config = Config::from_url(url)?;
     let client = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = std::time::Duration::from_secs(5);
+        })
+        .with_performance_config(|c| {
+            c.default_command_timeout = command_timeout;
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 10_000, 2))
         .build()?;

@@ -440,11 +440,16 @@ async fn slow_clients_are_cut_off_by_the_header_and_request_timeouts() {
     let addr = c.url.trim_start_matches("http://").to_string();
 
     // A request head sent one byte at a time, slower than the header timeout allows in total.
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     let started = Instant::now();
     let head = b"POST /track HTTP/1.1\r\nHost: example.com\r\nX-Slow: ";
     let mut closed = false;
-    for byte in head.iter().chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter()) {
+    for byte in head
+        .iter()
+        .chain(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter())
+    {
         if slow.write_all(&[*byte]).await.is_err() {
             closed = true;
             break;
@@ -465,7 +470,9 @@ async fn slow_clients_are_cut_off_by_the_header_and_request_timeouts() {
     );
 
     // A whole head, then a body that never completes: 408 once the request timeout passes.
-    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     stalled
         .write_all(b"POST /track HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"url\":")
         .await
@@ -473,7 +480,11 @@ async fn slow_clients_are_cut_off_by_the_header_and_request_timeouts() {
     let started = Instant::now();
     let (answer, _) = read_until_closed(&mut stalled, Duration::from_secs(6)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // The collector still serves everyone else.
     let r = http

@@ -23,4 +23,5 @@ mod plausible_clients;
 mod poison;
 mod privacy;
 mod private_postgres;
+mod redis_down;
 mod truth_checks;
