@@ -46,9 +46,38 @@ pub struct Range {
     pub interval: Interval,
 }
 
+/// Longest custom range, in days (ten years): a range of centuries is refused, not computed.
+pub const MAX_RANGE_DAYS: i64 = 3_660;
+/// Most points a time series may have (an hourly series of years is refused).
+pub const MAX_SERIES_POINTS: i64 = 10_000;
+
 fn parse_day(s: &str) -> Result<NaiveDate, PeriodError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| PeriodError(format!("date '{s}' is not YYYY-MM-DD")))
+    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| PeriodError(format!("date '{}' is not YYYY-MM-DD", s.escape_debug())))?;
+    // Events carry Unix times after 1970; the year bound also keeps every day arithmetic
+    // (a range's end plus one day, a month back) far from the calendar's limits.
+    if !(1970..=9999).contains(&day.year()) {
+        return Err(PeriodError(format!(
+            "date '{day}' is not between 1970-01-01 and 9999-12-31"
+        )));
+    }
+    Ok(day)
+}
+
+/// Refuses a series of more than [`MAX_SERIES_POINTS`] points.
+pub fn check_series_length(range: &Range, interval: Interval) -> Result<(), PeriodError> {
+    let days = (range.last_day - range.first_day).num_days() + 1;
+    let points = match interval {
+        Interval::Hour => days * 24,
+        Interval::Day => days,
+        Interval::Month => days / 28 + 1,
+    };
+    if points > MAX_SERIES_POINTS {
+        return Err(PeriodError(format!(
+            "interval {interval:?} over {days} days gives {points} points; at most {MAX_SERIES_POINTS} (use a longer interval or a shorter range)"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses `period` (default `30d`) and `date` (a day, or `from,to` for `custom`).
@@ -73,6 +102,11 @@ pub fn parse_period(
             let (a, b) = (parse_day(a)?, parse_day(b)?);
             if b < a {
                 return Err(PeriodError("date range ends before it starts".into()));
+            }
+            if (b - a).num_days() >= MAX_RANGE_DAYS {
+                return Err(PeriodError(format!(
+                    "date range is longer than {MAX_RANGE_DAYS} days"
+                )));
             }
             return Ok((Period::Custom(a, b), None));
         }
@@ -176,5 +210,25 @@ mod tests {
         assert!(parse_period(Some("custom"), None).is_err());
         assert!(parse_period(Some("custom"), Some("2024-02-01,2024-01-01")).is_err());
         assert!(parse_period(Some("day"), Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn ranges_and_series_are_bounded() {
+        assert!(parse_period(Some("custom"), Some("1000-01-01,2999-12-31")).is_err());
+        assert!(parse_period(Some("custom"), Some("2000-01-01,2020-01-01")).is_err());
+        assert!(parse_period(Some("day"), Some("+262143-12-31")).is_err());
+        assert!(parse_period(Some("custom"), Some("9999-12-01,9999-12-31")).is_ok());
+        let (p, _) = parse_period(Some("custom"), Some("2020-01-01,2021-12-31")).expect("valid");
+        let range = resolve_period(p, day("2030-01-01"), Tz::UTC);
+        assert!(check_series_length(&range, Interval::Day).is_ok());
+        assert!(check_series_length(&range, Interval::Hour).is_err());
+        let range = resolve_period(
+            parse_period(Some("custom"), Some("9999-12-01,9999-12-31"))
+                .expect("valid")
+                .0,
+            day("2030-01-01"),
+            Tz::UTC,
+        );
+        assert_eq!(range.to.to_rfc3339(), "+10000-01-01T00:00:00+00:00");
     }
 }

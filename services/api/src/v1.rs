@@ -16,7 +16,7 @@ use crate::auth::{Owner, owned_site};
 use crate::cache::cached;
 use crate::error::ApiError;
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
-use crate::period::{Interval, Period, Range, parse_period, resolve_period};
+use crate::period::{Interval, Period, Range, check_series_length, parse_period, resolve_period};
 use crate::report::{Filter, Group, Metric, Scope, compute};
 use crate::rollup_query::{GroupKey, Grouping};
 
@@ -253,6 +253,7 @@ pub async fn timeseries(
 ) -> Result<Json<Value>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
     let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
+    check_series_length(&req.range, interval).map_err(|e| ApiError::bad_request(e.0))?;
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
