@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use beacon_store::{login_sessions, sites};
@@ -120,11 +120,25 @@ fn behind_https(headers: &HeaderMap) -> bool {
 /// `POST /login` (a form): a session cookie and the dashboard, or the form again with an error.
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Form(credentials): Form<Credentials>,
 ) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
+    }
+    let now = std::time::Instant::now();
+    let account = format!("account:{}", credentials.email.trim().to_lowercase());
+    let keys = [format!("ip:{}", peer.ip()), account.clone()];
+    if let Some(wait) = state.sign_in_throttle.retry_after(&keys, now) {
+        metrics::counter!("beacon_api_sign_in_throttled_total").increment(1);
+        let secs = wait.as_secs().max(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            format!("too many failed sign-ins; try again in {secs} s"),
+        )
+            .into_response();
     }
     let user = match login_sessions::check_password(
         &state.pool,
@@ -137,9 +151,11 @@ pub async fn login(
         Err(e) => return ApiError::unavailable(e).into_response(),
     };
     let Some(user) = user else {
+        state.sign_in_throttle.record_failure(&keys, now);
         metrics::counter!("beacon_api_sign_in_failures_total").increment(1);
         return Redirect::to("/login?failed=1").into_response();
     };
+    state.sign_in_throttle.record_success(&account);
     let token = match login_sessions::start(&state.pool, &user).await {
         Ok(token) => token,
         Err(e) => return ApiError::unavailable(e).into_response(),

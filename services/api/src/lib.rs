@@ -11,6 +11,7 @@ mod period;
 mod pipeline;
 mod report;
 mod rollup_query;
+mod sign_in_throttle;
 mod stats;
 mod tiling;
 mod top_values;
@@ -45,6 +46,7 @@ pub(crate) struct AppState {
     live_keys: LiveKeys,
     js: jetstream::Context,
     topology: Topology,
+    sign_in_throttle: sign_in_throttle::SignInThrottle,
 }
 
 pub fn router(deps: Deps) -> Router {
@@ -54,6 +56,7 @@ pub fn router(deps: Deps) -> Router {
         live_keys: deps.live_keys,
         js: deps.js,
         topology: deps.topology,
+        sign_in_throttle: Default::default(),
     });
     Router::new()
         .route("/", get(dashboard::dashboard))

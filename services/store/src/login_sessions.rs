@@ -15,6 +15,12 @@ fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Password hashes computed at once, process-wide.
+const HASHING_AT_ONCE: usize = 2;
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
+/// Longest password hashed (a longer one is simply wrong: no megabyte of input is hashed).
+const MAX_PASSWORD_LEN: usize = 1024;
+
 /// The user if `password` is theirs. Unknown emails cost the same Argon2 work as wrong passwords,
 /// so timing does not tell which emails exist.
 pub async fn check_password(
@@ -25,6 +31,9 @@ pub async fn check_password(
     let Ok(email) = normalize_email(email) else {
         return Ok(None);
     };
+    if password.len() > MAX_PASSWORD_LEN {
+        return Ok(None);
+    }
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -42,6 +51,10 @@ pub async fn check_password(
         ),
         None => (None, None),
     };
+    // The connection goes back to the pool before the (slow, CPU-bound) hash; at most
+    // HASHING_AT_ONCE hashes run at once, so sign-in attempts cannot take every core.
+    drop(client);
+    let _permit = HASHING.acquire().await.ok();
     let password = password.to_owned();
     let matches = tokio::task::spawn_blocking(move || match phc {
         Some(phc) => verify_password(&password, &phc),

@@ -325,3 +325,33 @@ async fn cached_answers_follow_new_data() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_throttled_per_account_with_retry_after() {
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let o = two_owners(&http).await;
+    let login = |email: &'static str, password: &'static str| {
+        http.post(format!("{}/login", o.api))
+            .form(&[("email", email), ("password", password)])
+            .send()
+    };
+    for _ in 0..10 {
+        let r = login("alice@example.com", "guess").await.expect("login");
+        assert_eq!(r.headers()["location"], "/login?failed=1");
+    }
+    // The eleventh try is refused before any password is checked, even the right one.
+    let r = login("alice@example.com", "alice's long passphrase")
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert!(session_cookie(&r).is_none());
+}
