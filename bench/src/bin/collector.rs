@@ -82,12 +82,14 @@ fn beacon_bin() -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
+/// `beacon ARGS` with the collector on `port` and its admin listener (`/metrics`) on `port + 1`.
 fn beacon(namespace: &str, args: &[&str], port: u16) -> Command {
     let mut command = Command::new(beacon_bin().unwrap_or_else(|e| panic!("{e}")));
     command
         .args(args)
         .env("BEACON_NAMESPACE", namespace)
         .env("BEACON_COLLECTOR_ADDR", format!("127.0.0.1:{port}"))
+        .env("BEACON_ADMIN_ADDR", format!("127.0.0.1:{}", port + 1))
         .env("BEACON_RATE_LIMIT", "0")
         .env("BEACON_MAX_IN_FLIGHT", "1000000")
         .env("RUST_LOG", "warn");
@@ -565,7 +567,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "page cache to write back at the start of the latency run: {dirty_before} kB, then {dirty_after} kB"
     );
-    let before = scrape(&http, &base).await?;
+    let admin = format!("http://127.0.0.1:{}", port + 1);
+    let before = scrape(&http, &admin).await?;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     // The fixed-rate client gets a runtime of its own on one thread: the generator, the collector
     // and nats-server share two cores, and fewer busy threads mean fewer preemptions.
@@ -582,7 +585,7 @@ async fn main() -> anyhow::Result<()> {
     let mut steady_sent: Vec<Duration> = requests.iter().map(|r| r.from_sent).collect();
     steady.sort();
     steady_sent.sort();
-    let after = scrape(&http, &base).await?;
+    let after = scrape(&http, &admin).await?;
     let spread: Vec<String> = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .iter()
         .map(|p| format!("p{}={:.1}ms", p * 100.0, ms(percentile(&steady, *p))))

@@ -23,7 +23,8 @@ use axum::Router;
 use axum::routing::{get, post};
 use beacon_jetstream::Topology;
 use beacon_jetstream::async_nats::jetstream;
-use beacon_runtime::{AdminState, CancellationToken, HttpLimits, admin_router};
+use beacon_runtime::admin::public_health_router;
+use beacon_runtime::{AdminState, CancellationToken, HttpLimits};
 use beacon_store::{LiveKeys, Pool};
 use tokio::net::TcpListener;
 
@@ -77,7 +78,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/api/v1/stats/breakdown", get(v1::breakdown))
         .route("/api/pipeline", get(pipeline::lag))
         .with_state(state)
-        .merge(admin_router(deps.admin))
+        .merge(public_health_router(deps.admin))
         .layer(axum::middleware::from_fn(
             beacon_runtime::http::track_http_metrics,
         ))

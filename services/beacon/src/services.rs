@@ -127,11 +127,18 @@ pub async fn collector(config: Config) -> anyhow::Result<()> {
     let p = Process::start(config).await?;
     let pool = wiring::postgres(&p.config).await?;
     let listener = wiring::bind(p.config.collector_addr, "BEACON_COLLECTOR_ADDR").await?;
-    let deps = p.collector(
-        &pool,
-        p.admin(Health::default().with(wiring::postgres_probe(&pool))),
+    let admin_listener = wiring::bind(p.config.admin_addr, "BEACON_ADMIN_ADDR").await?;
+    let admin = p.admin(Health::default().with(wiring::postgres_probe(&pool)));
+    let admin_server = spawn_admin_server(
+        "collector",
+        admin_listener,
+        admin.clone(),
+        p.shutdown.clone(),
     )?;
+    let deps = p.collector(&pool, admin)?;
     beacon_collector::run(deps, listener, p.shutdown.clone()).await?;
+    p.shutdown.cancel();
+    admin_server.await??;
     p.finish().await
 }
 
@@ -165,11 +172,17 @@ pub async fn api(config: Config) -> anyhow::Result<()> {
     let pool = wiring::postgres(&p.config).await?;
     let redis = wiring::redis(&p.config).await?;
     let listener = wiring::bind(p.config.api_addr, "BEACON_API_ADDR").await?;
+    let admin_listener = wiring::bind(p.config.admin_addr, "BEACON_ADMIN_ADDR").await?;
     let health = Health::default()
         .with(wiring::postgres_probe(&pool))
         .with(wiring::redis_probe(&redis));
-    let deps = p.api(&pool, &redis, p.admin(health));
+    let admin = p.admin(health);
+    let admin_server =
+        spawn_admin_server("api", admin_listener, admin.clone(), p.shutdown.clone())?;
+    let deps = p.api(&pool, &redis, admin);
     beacon_api::run(deps, listener, p.shutdown.clone()).await?;
+    p.shutdown.cancel();
+    admin_server.await??;
     p.finish().await
 }
 

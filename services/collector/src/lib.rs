@@ -22,7 +22,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
 use beacon_jetstream::Publisher;
-use beacon_runtime::{AdminState, CancellationToken, HttpLimits, admin_router};
+use beacon_runtime::admin::public_health_router;
+use beacon_runtime::{AdminState, CancellationToken, HttpLimits};
 use beacon_store::Pool;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -104,7 +105,7 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
         .with_state(state.clone())
-        .merge(admin_router(deps.admin))
+        .merge(public_health_router(deps.admin))
         .layer(axum::middleware::from_fn(
             beacon_runtime::http::track_http_metrics,
         ));

@@ -1,5 +1,5 @@
-//! `/healthz`, `/readyz` and `/metrics`: merged into the collector's and API's routers, and served
-//! alone on the archiver's and aggregator's admin listener.
+//! `/healthz`, `/readyz` and `/metrics` on every service's admin listener (`BEACON_ADMIN_ADDR`);
+//! the public ports keep a bare liveness answer.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,6 +25,16 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// What the public ports (collector, API) answer about health: a bare liveness `/healthz` and
+/// `/readyz` (503 while draining). Dependency details and `/metrics` are for operators only,
+/// on the admin listener: the internet learns nothing of the servers behind Beacon.
+pub fn public_health_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 

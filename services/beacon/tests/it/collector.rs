@@ -496,3 +496,32 @@ async fn slow_clients_are_cut_off_by_the_header_and_request_timeouts() {
         .expect("track");
     assert_eq!(r.status(), 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_port_tells_only_liveness_and_keeps_metrics_private() {
+    let ns = Namespace::new("col_public");
+    let http = reqwest::Client::new();
+    let c = collector(&ns, &[], &http).await;
+    let health = http
+        .get(format!("{}/healthz", c.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let text = health.text().await.expect("body");
+    assert_eq!(
+        text.trim(),
+        "ok",
+        "no dependency details on the public port"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", c.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(
+        metrics.status(),
+        404,
+        "metrics are on the admin listener only"
+    );
+}
