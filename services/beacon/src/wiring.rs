@@ -1,16 +1,11 @@
 //! Building each service's dependencies from the configuration, with bounded, logged retries.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
 use beacon_runtime::retry::{RetryPolicy, retry};
 use beacon_runtime::{Config, HttpLimits, Probe};
 use beacon_store::{Archive, LiveKeys, Pool};
-
-/// How long a publish waits for JetStream's ack before the collector answers 503.
-const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Timeouts and the connection bound of the collector's and the API's listeners.
 pub fn http_limits(config: &Config) -> HttpLimits {
@@ -50,6 +45,8 @@ pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
     retry("connecting to NATS", RetryPolicy::STARTUP, || {
         async_nats::ConnectOptions::new()
             .name("beacon")
+            .connection_timeout(config.nats_timeout)
+            .request_timeout(Some(config.nats_timeout))
             .connect(url.clone())
     })
     .await
@@ -81,7 +78,8 @@ pub async fn jetstream(
 }
 
 pub fn publisher(config: &Config, client: &async_nats::Client) -> Publisher {
-    Publisher::new(client.clone(), topology(config), PUBLISH_ACK_TIMEOUT)
+    // How long a publish waits for JetStream's ack before the collector answers 503.
+    Publisher::new(client.clone(), topology(config), config.nats_timeout)
 }
 
 /// A pool on the namespace's schema, migrated.
@@ -101,7 +99,7 @@ pub async fn postgres(config: &Config) -> anyhow::Result<Pool> {
 }
 
 pub async fn archive(config: &Config) -> anyhow::Result<Archive> {
-    let archive = Archive::connect(&config.mongo_url, &config.namespace)
+    let archive = Archive::connect_with(&config.mongo_url, &config.namespace, config.mongo_timeout)
         .await
         .context("BEACON_MONGO_URL")?;
     retry("creating MongoDB indexes", RetryPolicy::STARTUP, || {

@@ -69,6 +69,10 @@ pub struct Config {
     pub postgres_statement_timeout: Duration,
     /// Longest one Redis command may take.
     pub redis_timeout: Duration,
+    /// Time to connect to MongoDB and to find a server for a write.
+    pub mongo_timeout: Duration,
+    /// Time to connect to NATS, for a JetStream request, and for a publish's ack.
+    pub nats_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -232,6 +236,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "2s",
         "longest one Redis command may take (also while reconnecting): live counters and the cache are skipped, statistics still answer",
     ),
+    (
+        "BEACON_MONGO_TIMEOUT",
+        "10s",
+        "time to connect to MongoDB and to find a server for a write (the URL's own settings win)",
+    ),
+    (
+        "BEACON_NATS_TIMEOUT",
+        "5s",
+        "time to connect to NATS, for a JetStream request, and for a publish's ack (then the collector answers 503)",
+    ),
     ("BEACON_LOG_FORMAT", "text", "text or json"),
 ];
 
@@ -316,6 +330,8 @@ impl Config {
             postgres_timeout: positive(&get, "BEACON_POSTGRES_TIMEOUT")?,
             postgres_statement_timeout: positive(&get, "BEACON_POSTGRES_STATEMENT_TIMEOUT")?,
             redis_timeout: positive(&get, "BEACON_REDIS_TIMEOUT")?,
+            mongo_timeout: positive(&get, "BEACON_MONGO_TIMEOUT")?,
+            nats_timeout: positive(&get, "BEACON_NATS_TIMEOUT")?,
             log_format: match get("BEACON_LOG_FORMAT").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,

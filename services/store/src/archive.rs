@@ -18,12 +18,21 @@ pub struct Archive {
 
 impl Archive {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, mongodb::error::Error> {
+        Self::connect_with(url, namespace, Duration::from_secs(10)).await
+    }
+
+    /// [`Archive::connect`] failing a connect or a server selection after `timeout` (unless
+    /// the URL sets its own `connectTimeoutMS` / `serverSelectionTimeoutMS`), so a write fails
+    /// well inside the consumers' ack wait rather than after the driver's 30 s.
+    pub async fn connect_with(
+        url: &str,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Self, mongodb::error::Error> {
         let mut options = ClientOptions::parse(url).await?;
         options.app_name = Some("beacon".into());
-        // Fail a write well inside the consumers' ack wait rather than after the driver's 30 s.
-        options
-            .server_selection_timeout
-            .get_or_insert(Duration::from_secs(10));
+        options.server_selection_timeout.get_or_insert(timeout);
+        options.connect_timeout.get_or_insert(timeout);
         let client = Client::with_options(options)?;
         let events = client.database(namespace).collection("events");
         Ok(Self { client, events })
