@@ -1,7 +1,8 @@
 //! Property test of the envelope check the consumers rely on: an event whose text holds any
 //! control character is refused, and every event that passes can be stored (no NUL for
 //! PostgreSQL text or BSON keys, every rollup key within PostgreSQL's index-row limit).
-//! 4,096 cases per run (`PROPTEST_CASES` sets more for a long run).
+//! 4,096 cases per run; `BEACON_PROPTEST_CASES=N` sets more for a long run
+//! (`bench/results/fuzz.md` has one).
 
 use std::collections::BTreeMap;
 
@@ -83,7 +84,9 @@ proptest! {
     // Most generated events must pass the other checks, or the control-character
     // property would be tested on almost nothing (checked: with the control-character test
     // taken out of the text rule, this fails).
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("BEACON_PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(4096),
+    ))]
 
     #[test]
     fn valid_events_are_storable_and_control_characters_never_pass(e in event()) {

@@ -112,7 +112,11 @@ fn hostile_bodies_get_only_2xx_or_4xx() {
             .layer(MockConnectInfo(SocketAddr::from(([198, 51, 100, 1], 4000))))
     });
     let config = ProptestConfig {
-        cases: 400,
+        // `BEACON_PROPTEST_CASES=N` for a long run (bench/results/fuzz.md).
+        cases: std::env::var("BEACON_PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(400),
         failure_persistence: None,
         ..ProptestConfig::default()
     };
