@@ -76,18 +76,6 @@ pub fn without_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(cleaned.trim().to_owned())
 }
 
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-pub fn truncate_to(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,13 +104,5 @@ mod tests {
             check_text(&without_controls("\u{0}\u{9f}x\u{0}"), 10),
             Ok(())
         );
-    }
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncate_to("abc", 5), "abc");
-        assert_eq!(truncate_to("éé", 3), "é");
-        assert_eq!(truncate_to("日本語", 7), "日本");
-        assert_eq!(truncate_to("x", 0), "");
     }
 }

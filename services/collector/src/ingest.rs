@@ -156,15 +156,14 @@ pub async fn ingest(
         ApiError::unavailable("salt store unavailable")
     })?;
     let now_ms = now.timestamp_millis();
-    let indices: Vec<usize> = kept.iter().map(|(index, _, _)| *index).collect();
     let events: Vec<Event> = kept
         .into_iter()
-        .map(|(_, hit, agent)| {
+        .map(|(index, hit, agent)| {
             let client = hit.client.as_ref().unwrap_or(sender);
             let attribution = attribute(&hit.url, hit.referrer.as_deref(), &hit.hostname);
             let timestamp_ms = hit.timestamp_ms.unwrap_or(now_ms);
             let hash = |salt| visitor_id(salt, &hit.site, client.ip, &client.user_agent);
-            Event {
+            let event = Event {
                 v: SCHEMA_VERSION,
                 id: hit.id.unwrap_or_else(|| EventId::new_at(timestamp_ms)),
                 visitor_id: hash(&salts.today),
@@ -196,22 +195,20 @@ pub async fn ingest(
                 scroll_depth: hit.scroll_depth,
                 engagement_ms: hit.engagement_ms,
                 revenue: hit.revenue,
-            }
-        })
-        .collect();
-    // The consumers' own check, here too: what they would dead-letter is refused now. The
-    // endpoints checked every field they read; this catches what enrichment derived from them.
-    for (event, index) in events.iter().zip(indices) {
-        if let Err(invalid) = event.validate() {
-            tracing::warn!(error = %invalid, "enriched event is invalid");
-            let field = if single {
-                invalid.field
-            } else {
-                format!("[{index}].{}", invalid.field)
             };
-            return Err(ApiError::field(field, invalid.problem));
-        }
-    }
+            // The consumers' own check, here too: what they would dead-letter is refused now.
+            // The endpoints checked every field they read; this catches what enrichment derived.
+            event.validate().map(|()| event).map_err(|invalid| {
+                tracing::warn!(error = %invalid, "enriched event is invalid");
+                let field = if single {
+                    invalid.field
+                } else {
+                    format!("[{index}].{}", invalid.field)
+                };
+                ApiError::field(field, invalid.problem)
+            })
+        })
+        .collect::<Result<_, _>>()?;
 
     // Send everything first, then wait for the acks: one round trip for the whole request.
     let mut acks = Vec::with_capacity(events.len());
