@@ -128,7 +128,10 @@ pub async fn login(
         return (StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response();
     }
     let now = std::time::Instant::now();
-    let account = format!("account:{}", credentials.email.trim().to_lowercase());
+    // An email has at most 254 characters; a longer string (a hostile megabyte) is keyed by its
+    // start, so the throttle's memory stays small.
+    let email: String = credentials.email.trim().chars().take(254).collect();
+    let account = format!("account:{}", email.to_lowercase());
     let keys = [format!("ip:{}", peer.ip()), account.clone()];
     if let Some(wait) = state.sign_in_throttle.retry_after(&keys, now) {
         metrics::counter!("beacon_api_sign_in_throttled_total").increment(1);

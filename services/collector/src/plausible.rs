@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Hit, UnknownSite, ingest};
 use crate::request::{
-    body_bytes, echo, first_chars, parse_json, required_text_field, sender, text_field,
+    body_bytes, cut_text_field, echo, parse_json, required_text_field, sender, text_field,
 };
 use crate::track::{dropped_header, prop};
 use beacon_schemas::MAX_ENGAGEMENT_MS;
@@ -107,7 +107,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
 
     let referrer = match field(&body, &["r", "referrer"]) {
         Some((f, Value::String(r))) => {
-            let r = text_field(f, first_chars(r.trim(), MAX_REFERRER), MAX_REFERRER)?;
+            let r = cut_text_field(f, r.trim(), MAX_REFERRER)?;
             Some(r.to_owned()).filter(|r| !r.is_empty())
         }
         Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
@@ -341,6 +341,15 @@ mod tests {
             "1".repeat(41)
         );
         assert_eq!(field_of(&amount).as_deref(), Some("$.amount"));
+    }
+
+    #[test]
+    fn a_long_referrer_is_cut_not_refused() {
+        let long = format!("https://b.com/{}", "é".repeat(3000));
+        let body =
+            serde_json::json!({"n": "pageview", "u": "https://a.com/", "r": long}).to_string();
+        let referrer = one(&body).referrer.expect("kept");
+        assert_eq!(referrer.chars().count(), MAX_REFERRER);
     }
 
     #[test]

@@ -83,6 +83,13 @@ pub fn required_text_field<'a>(
         .map_err(|problem| text_error(field, problem))
 }
 
+/// For text that is cut rather than refused when long (a user agent, Plausible's referrer): the
+/// first `count` characters of `value`, refused with a `400` naming `field` only if they hold a
+/// control character.
+pub fn cut_text_field<'a>(field: &str, value: &'a str, count: usize) -> Result<&'a str, ApiError> {
+    text_field(field, first_chars(value, count), usize::MAX)
+}
+
 fn text_error(field: &str, problem: TextProblem) -> ApiError {
     ApiError::field(field, problem.to_string())
 }

@@ -45,12 +45,14 @@ impl IngestTokens {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("authorization", "is not 'Bearer <ingest token>'"))?;
+        // Nothing that long is a token: refused before it is hashed or remembered.
+        if token.len() > beacon_store::ingest_tokens::MAX_TOKEN_LEN {
+            return valid(None);
+        }
         if let Some((verdict, at)) = self.verdicts.get(token)
             && at.elapsed() < VERDICT_TTL
         {
-            return verdict
-                .map(Some)
-                .ok_or_else(|| unauthorized("authorization", "is not a valid ingest token"));
+            return valid(verdict);
         }
         let verdict = beacon_store::ingest_tokens::site_for_token(&self.pool, token)
             .await
@@ -60,10 +62,15 @@ impl IngestTokens {
             })?;
         self.verdicts
             .insert(token.to_owned(), (verdict.clone(), Instant::now()));
-        verdict
-            .map(Some)
-            .ok_or_else(|| unauthorized("authorization", "is not a valid ingest token"))
+        valid(verdict)
     }
+}
+
+/// A token's verdict as the answer: its site, or `401`.
+fn valid(verdict: Option<String>) -> Result<Option<String>, ApiError> {
+    verdict
+        .map(Some)
+        .ok_or_else(|| unauthorized("authorization", "is not a valid ingest token"))
 }
 
 /// `401` naming the field that needs (or is) a credential.
@@ -79,5 +86,50 @@ pub fn forbidden(field: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::FORBIDDEN,
         ..ApiError::field(field, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool whose server does not exist: a lookup through it answers 503, not 401.
+    fn unreachable_pool() -> Pool {
+        beacon_store::postgres::pool("postgres://nobody@127.0.0.1:1/none", "t", 1).expect("pool")
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        headers
+    }
+
+    #[tokio::test]
+    async fn hostile_credentials_are_refused_without_a_lookup() {
+        let tokens = IngestTokens::new(unreachable_pool());
+        assert_eq!(tokens.site_of(&HeaderMap::new()).await.ok(), Some(None));
+        let huge = format!("bit_{}", "a".repeat(10_000));
+        for headers in [bearer(&huge), bearer("bit_x").clone(), {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+            h
+        }] {
+            let error = tokens.site_of(&headers).await.expect_err("refused");
+            let looked_up = error.status == StatusCode::SERVICE_UNAVAILABLE;
+            if headers == bearer("bit_x") {
+                assert!(looked_up, "a plausible token is looked up");
+            } else {
+                assert_eq!(error.status, StatusCode::UNAUTHORIZED, "{}", error.message);
+                assert_eq!(error.field.as_deref(), Some("authorization"));
+            }
+        }
+        assert_eq!(
+            tokens.verdicts.len(),
+            0,
+            "nothing refused or unanswered is remembered"
+        );
     }
 }

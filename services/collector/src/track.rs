@@ -23,7 +23,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::ingest::{Client, Hit, UnknownSite, ingest};
 use crate::request::{
-    MAX_USER_AGENT, body_bytes, echo, parse_json, required_text_field, sender, text_field,
+    MAX_USER_AGENT, body_bytes, cut_text_field, echo, parse_json, required_text_field, sender,
+    text_field,
 };
 use crate::tokens::{SERVER_SIDE_FIELDS, forbidden, unauthorized};
 
@@ -185,7 +186,7 @@ fn validate(
                 .map_err(|_| ApiError::field(field("ip"), "is not an IP address"))?,
             None => return Err(ApiError::field(field("ip"), "is required with user_agent")),
         };
-        let user_agent = text_field(
+        let user_agent = cut_text_field(
             &field("user_agent"),
             body.user_agent.as_deref().unwrap_or(""),
             MAX_USER_AGENT,
@@ -424,6 +425,16 @@ mod tests {
             anonymous(r#"{"url": "https://b.com/"}"#).is_ok(),
             "no token, no server-side fields"
         );
+    }
+
+    #[test]
+    fn a_long_server_side_user_agent_is_cut_not_refused() {
+        let body = format!(
+            r#"{{"url": "https://a.com/", "ip": "1.2.3.4", "user_agent": "{}"}}"#,
+            "日".repeat(5000)
+        );
+        let client = check(&body).expect("valid").client.expect("client");
+        assert_eq!(client.user_agent.chars().count(), MAX_USER_AGENT);
     }
 
     #[test]

@@ -386,16 +386,21 @@ fn addr(
     })
 }
 
-/// A duration longer than zero (a zero timeout would refuse everything, or mean "none").
+/// A timeout: longer than zero (zero would refuse everything, or mean "none") and at most a
+/// day (PostgreSQL takes a statement timeout of at most 24.8 days in milliseconds, and a longer
+/// wait is no bound).
 fn positive(
     get: &impl Fn(&'static str) -> String,
     variable: &'static str,
 ) -> Result<Duration, ConfigError> {
     match duration(get, variable)? {
         Duration::ZERO => Err(err(variable, "must be longer than 0")),
+        d if d > MAX_TIMEOUT => Err(err(variable, "must be at most 1day")),
         d => Ok(d),
     }
 }
+
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 fn duration(
     get: &impl Fn(&'static str) -> String,
@@ -530,6 +535,11 @@ mod tests {
             ("BEACON_CONSUMER_BATCH", "many"),
             ("BEACON_CONSUMER_CONCURRENCY", "0"),
             ("BEACON_ARCHIVE_RETENTION", "a while"),
+            ("BEACON_HTTP_HEADER_TIMEOUT", "0s"),
+            ("BEACON_HTTP_MAX_CONNECTIONS", "0"),
+            ("BEACON_POSTGRES_STATEMENT_TIMEOUT", "30days"),
+            ("BEACON_REDIS_TIMEOUT", "soon"),
+            ("BEACON_NATS_TIMEOUT", "2days"),
         ];
         for (variable, value) in cases {
             let error = with(&[(variable, value)]).expect_err(value);

@@ -9,7 +9,7 @@ use crate::postgres::Pool;
 
 const TOKEN_PREFIX: &str = "bit_";
 /// Longest string worth hashing as a token (a real one is 68 characters).
-const MAX_TOKEN_LEN: usize = 200;
+pub const MAX_TOKEN_LEN: usize = 200;
 
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

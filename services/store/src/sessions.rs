@@ -20,6 +20,11 @@ pub fn id_to_sql(id: u64) -> i64 {
     i64::from_ne_bytes(id.to_ne_bytes())
 }
 
+/// The inverse of [`id_to_sql`].
+fn id_from_sql(id: i64) -> u64 {
+    u64::from_ne_bytes(id.to_ne_bytes())
+}
+
 fn encode_state(session: &Session) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec(session).map_err(|e| StoreError::Invalid(e.to_string()))
 }
@@ -222,10 +227,7 @@ pub async fn idle_keys(
         )
         .await?;
     rows.iter()
-        .map(|r| {
-            let id: i64 = r.try_get(0)?;
-            Ok((u64::from_ne_bytes(id.to_ne_bytes()), r.try_get(1)?))
-        })
+        .map(|r| Ok((id_from_sql(r.try_get(0)?), r.try_get(1)?)))
         .collect()
 }
 
@@ -265,10 +267,19 @@ pub async fn quarantine(
         .execute(
             "UPDATE sessions SET quarantine = $4, quarantined_at = now()
              WHERE site = $1 AND visitor_id = $2 AND start_ms = $3",
-            &[&site, &id_to_sql(key.0), &key.1, &reason],
+            &[&site, &id_to_sql(key.0), &key.1, &printable(reason)],
         )
         .await?;
     Ok(())
+}
+
+/// A reason as operators read it in a terminal: no control character (PostgreSQL's message
+/// may quote the hostile value), at most 1,000 characters.
+fn printable(reason: &str) -> String {
+    beacon_schemas::text::without_controls(reason)
+        .chars()
+        .take(1000)
+        .collect()
 }
 
 /// One quarantined session, for operators.
@@ -292,10 +303,9 @@ pub async fn quarantined(client: &impl GenericClient) -> Result<Vec<Quarantined>
         .await?;
     rows.iter()
         .map(|r| {
-            let id: i64 = r.try_get(1)?;
             Ok(Quarantined {
                 site: r.try_get(0)?,
-                visitor_id: format!("{:016x}", u64::from_ne_bytes(id.to_ne_bytes())),
+                visitor_id: format!("{:016x}", id_from_sql(r.try_get(1)?)),
                 start_ms: r.try_get(2)?,
                 reason: r.try_get(3)?,
                 quarantined_at: r.try_get(4)?,
