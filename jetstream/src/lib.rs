@@ -18,7 +18,7 @@ pub use dead_letter::{
 };
 pub use dead_letter_tools::{DeadLetter, Retried, list_dead_letters, retry_dead_letters};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
-pub use publish::{PublishError, Publisher};
+pub use publish::{Confirmations, PublishError, Publisher};
 pub use topology::{
     ConsumerKind, DEAD_LETTER_DUPLICATE_WINDOW, StreamSettings, Topology, TopologyError,
     ensure_topology,

@@ -3,6 +3,7 @@
 //! The send and the server's ack are separate steps (as in nats.rs' examples): many publishes can be
 //! in flight at once, and a caller that answers a client waits for the ack before saying "accepted".
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -22,6 +23,9 @@ pub enum PublishError {
     /// JetStream did not confirm the write (no stream, timeout, storage full).
     #[error("JetStream did not acknowledge: {0}")]
     Ack(String),
+    /// The connection to NATS is down; nothing was sent.
+    #[error("not connected to NATS")]
+    Disconnected,
 }
 
 impl PublishError {
@@ -72,6 +76,35 @@ impl Publisher {
             .map_err(|e| PublishError::Send(e.to_string()))
     }
 
+    /// One round of publishing `batch`: sends every event JetStream has not confirmed yet and waits
+    /// for the acks. `Ok` once every event is confirmed. Call it again after an error (through the
+    /// retry module): a repeat carries the same `Nats-Msg-Id`, so an event stored by an earlier
+    /// round whose ack was lost is recognised as a duplicate, not stored twice. While the connection
+    /// is down nothing is sent (a message the client buffered could reach the stream after the
+    /// caller gave up).
+    pub async fn confirm(&self, batch: &Confirmations<'_>) -> Result<(), PublishError> {
+        let mut acks = Vec::new();
+        for (index, event) in batch.events.iter().enumerate() {
+            if batch.progress(index) == Progress::Confirmed {
+                continue;
+            }
+            if !self.is_connected() {
+                return Err(PublishError::Disconnected);
+            }
+            let ack = self.send(event).await?;
+            batch.set(index, Progress::Sent);
+            acks.push((index, ack));
+        }
+        let mut failure = None;
+        for (index, ack) in acks {
+            match ack.await {
+                Ok(_) => batch.set(index, Progress::Confirmed),
+                Err(e) => failure = Some(PublishError::Ack(e.to_string())),
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
     /// Sends the event and waits until JetStream has stored it (or recognised it as a duplicate
     /// of an event it already stored, which is just as durable).
     pub async fn publish(&self, event: &Event) -> Result<u64, PublishError> {
@@ -81,5 +114,52 @@ impl Publisher {
             .await
             .map_err(|e| PublishError::Ack(e.to_string()))?;
         Ok(ack.sequence)
+    }
+}
+
+/// Where each event of a batch stands while [`Publisher::confirm`] publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Never handed to NATS: certainly not stored.
+    Unsent,
+    /// Handed to NATS without a confirmation: it may have been stored.
+    Sent,
+    /// JetStream confirmed it.
+    Confirmed,
+}
+
+/// A batch of events being published until JetStream confirms every one of them.
+pub struct Confirmations<'a> {
+    events: &'a [Event],
+    progress: Mutex<Vec<Progress>>,
+}
+
+impl<'a> Confirmations<'a> {
+    pub fn new(events: &'a [Event]) -> Self {
+        Self {
+            events,
+            progress: Mutex::new(vec![Progress::Unsent; events.len()]),
+        }
+    }
+
+    /// Events handed to NATS whose storage was never confirmed: after giving up, these may or
+    /// may not be in the stream, and the caller must say so.
+    pub fn unconfirmed_sent(&self) -> usize {
+        self.lock().iter().filter(|p| **p == Progress::Sent).count()
+    }
+
+    fn progress(&self, index: usize) -> Progress {
+        self.lock()[index]
+    }
+
+    fn set(&self, index: usize, progress: Progress) {
+        self.lock()[index] = progress;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Progress>> {
+        // The lock is never held across an await or a panic point; recover the data regardless.
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -65,6 +65,17 @@ impl ApiError {
             retry_after: Some(Duration::from_secs(1)),
         }
     }
+
+    /// `503` after JetStream stayed silent about events already handed to it: they may or may
+    /// not have been stored. Sending them again with the same ids (server-side senders set
+    /// `id`) is safe: the stream keeps one copy per id.
+    pub fn unconfirmed(events: usize, waited: Duration) -> Self {
+        Self::unavailable(format!(
+            "the event stream did not confirm {events} event(s) within {} s; they may have been \
+             stored: send them again with the same ids, which cannot count them twice",
+            waited.as_secs()
+        ))
+    }
 }
 
 impl IntoResponse for ApiError {

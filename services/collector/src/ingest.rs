@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use std::time::Duration;
+
+use beacon_jetstream::{Confirmations, PublishError};
 use beacon_pipeline::referrer::attribute;
 use beacon_pipeline::visitor::visitor_id;
+use beacon_runtime::retry::{RetryPolicy, retry_transient};
 use beacon_schemas::{Enrichment, Event, EventId, Revenue, SCHEMA_VERSION};
 
 use crate::AppState;
@@ -210,21 +214,37 @@ pub async fn ingest(
         })
         .collect::<Result<_, _>>()?;
 
-    // Send everything first, then wait for the acks: one round trip for the whole request.
-    let mut acks = Vec::with_capacity(events.len());
-    for event in &events {
-        acks.push(state.publisher.send(event).await.map_err(publish_error)?);
-    }
-    for ack in acks {
-        ack.await
-            .map_err(|e| publish_error(beacon_jetstream::PublishError::Ack(e.to_string())))?;
+    // Send everything, then wait for the acks (one round trip for the whole request); events
+    // whose ack does not come are sent again with the same ids until JetStream confirms them or
+    // the patience runs out, so the answer is definite whenever the stream comes back in time.
+    let batch = Confirmations::new(&events);
+    let policy = RetryPolicy {
+        initial: Duration::from_millis(100),
+        max_interval: Duration::from_secs(1),
+        max_elapsed: Some(state.publish_patience),
+    };
+    let confirmed = retry_transient(
+        "publishing events",
+        policy,
+        PublishError::is_retryable,
+        || state.publisher.confirm(&batch),
+    )
+    .await;
+    if let Err(e) = confirmed {
+        let maybe_stored = batch.unconfirmed_sent();
+        if maybe_stored > 0 {
+            metrics::counter!("beacon_collector_unconfirmed_total").increment(maybe_stored as u64);
+            tracing::warn!(error = %e, maybe_stored, "publish not confirmed; giving up");
+            return Err(ApiError::unconfirmed(maybe_stored, state.publish_patience));
+        }
+        return Err(publish_error(e));
     }
     metrics::counter!("beacon_collector_accepted_total").increment(events.len() as u64);
     outcome.accepted = events.iter().map(|e| e.id).collect();
     Ok(outcome)
 }
 
-fn publish_error(e: beacon_jetstream::PublishError) -> ApiError {
+fn publish_error(e: PublishError) -> ApiError {
     if e.is_retryable() {
         tracing::warn!(error = %e, "publish failed");
         ApiError::unavailable("event stream unavailable; retry later")

@@ -61,6 +61,8 @@ pub(crate) struct AppState {
     trusted_proxies: Vec<IpNet>,
     rate_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     in_flight: tokio::sync::Semaphore,
+    /// How long a request waits for JetStream to confirm its events, re-sending meanwhile.
+    publish_patience: std::time::Duration,
     geo: Option<GeoIp>,
     user_agents: user_agents::UserAgents,
 }
@@ -85,6 +87,8 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
         trusted_proxies: deps.trusted_proxies,
         rate_limiter,
         in_flight: tokio::sync::Semaphore::new(deps.max_in_flight as usize),
+        // Half the request timeout: the definite answer reaches the client before its `408`.
+        publish_patience: deps.http.request_timeout / 2,
         user_agents: user_agents::UserAgents::new(),
         geo: deps.geo,
     });

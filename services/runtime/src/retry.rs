@@ -34,7 +34,22 @@ impl RetryPolicy {
 }
 
 /// Runs `op` until it succeeds or the policy gives up, logging each failure with `what`.
-pub async fn retry<T, E, F, Fut>(what: &str, policy: RetryPolicy, mut op: F) -> Result<T, E>
+pub async fn retry<T, E, F, Fut>(what: &str, policy: RetryPolicy, op: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retry_transient(what, policy, |_| true, op).await
+}
+
+/// Like [`retry`], but an error for which `transient` is false ends the retries at once.
+pub async fn retry_transient<T, E, F, Fut>(
+    what: &str,
+    policy: RetryPolicy,
+    transient: impl Fn(&E) -> bool,
+    mut op: F,
+) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -49,7 +64,16 @@ where
         backoff,
         || {
             let attempt = op();
-            async move { attempt.await.map_err(backoff::Error::transient) }
+            let transient = &transient;
+            async move {
+                attempt.await.map_err(|e| {
+                    if transient(&e) {
+                        backoff::Error::transient(e)
+                    } else {
+                        backoff::Error::permanent(e)
+                    }
+                })
+            }
         },
         |error: E, wait: Duration| tracing::warn!(%error, ?wait, "{what} failed; retrying"),
     )
@@ -101,6 +125,28 @@ mod tests {
         let result: Result<(), String> =
             retry("test", policy, || async { Err("down".to_string()) }).await;
         assert_eq!(result, Err("down".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(1),
+            max_interval: Duration::from_millis(1),
+            max_elapsed: None,
+        };
+        let result: Result<(), String> = retry_transient(
+            "test",
+            policy,
+            |e: &String| e != "bad input",
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err("bad input".to_string()) }
+            },
+        )
+        .await;
+        assert_eq!(result, Err("bad input".to_string()));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

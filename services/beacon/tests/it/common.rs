@@ -447,11 +447,17 @@ impl Drop for PrivateMongo {
     }
 }
 
-/// Every message in the namespace's events stream, decoded, in order.
+/// Every message in the namespace's events stream, in order.
 pub async fn stream_events(ns: &Namespace) -> Vec<(String, Vec<u8>)> {
+    stream_events_at(&nats_url(), ns).await
+}
+
+/// Every message in the namespace's events stream on the NATS server at `url`, in order.
+pub async fn stream_events_at(url: &str, ns: &Namespace) -> Vec<(String, Vec<u8>)> {
     use beacon_jetstream::async_nats::jetstream::consumer::{PullConsumer, pull};
     use futures::StreamExt;
-    let js = ns.jetstream().await;
+    let client = async_nats::connect(url).await.expect("NATS");
+    let js = jetstream::new(client);
     let stream = js
         .get_stream(ns.topology().events_stream())
         .await
@@ -531,6 +537,26 @@ impl PrivateNats {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGSTOP: the server keeps its connections open but answers nothing (a stalled broker).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::freeze`]: it processes what queued up meanwhile.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("nats-server runs");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} nats-server");
     }
 }
 

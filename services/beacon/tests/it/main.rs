@@ -23,5 +23,6 @@ mod plausible_clients;
 mod poison;
 mod privacy;
 mod private_postgres;
+mod publish_confirm;
 mod redis_down;
 mod truth_checks;

@@ -1,0 +1,81 @@
+//! A broker that stalls while the collector waits for its ack: the collector sends the events
+//! again with the same ids until JetStream confirms them, so the client gets a definite `202`
+//! (stored once) instead of a `503` for an event that was stored after all; when the stall outlasts
+//! the collector's patience, the `503` says the events may have been stored.
+
+use std::time::Duration;
+
+use beacon_schemas::decode;
+use serde_json::json;
+
+use crate::common::{
+    Beacon, Namespace, PrivateNats, beacon_ok, free_port, stream_events_at, wait_ready,
+};
+
+const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
+
+async fn stored_paths(nats: &PrivateNats, ns: &Namespace) -> Vec<String> {
+    stream_events_at(&nats.url(), ns)
+        .await
+        .into_iter()
+        .map(|(_, payload)| decode(&payload).expect("decodes").pathname)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_broker_gets_a_definite_answer_and_one_copy() {
+    let ns = Namespace::new("pub_confirm");
+    let nats = PrivateNats::start();
+    let http = reqwest::Client::new();
+    let mut env = ns.env();
+    let port = free_port();
+    env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{port}"));
+    env.insert("BEACON_NATS_URL".into(), nats.url());
+    // Acks time out after 1 s; the collector keeps re-sending for half the request timeout (4 s).
+    env.insert("BEACON_NATS_TIMEOUT".into(), "1s".into());
+    env.insert("BEACON_HTTP_REQUEST_TIMEOUT".into(), "8s".into());
+    beacon_ok(&env, &["migrate"]);
+    beacon_ok(&env, &["site", "add", "example.com"]);
+    let url = format!("http://127.0.0.1:{port}");
+    let mut collector = Beacon::spawn(&env, &["collector"]);
+    wait_ready(
+        &http,
+        &format!("{url}/readyz"),
+        &mut collector,
+        Duration::from_secs(60),
+    )
+    .await;
+    let send = |path: &str| {
+        http.post(format!("{url}/track"))
+            .header("user-agent", BROWSER)
+            .json(&json!({ "url": format!("https://example.com{path}") }))
+            .send()
+    };
+
+    // A stall shorter than the patience: the first ack times out, the server then stores the
+    // event, and the re-send is recognised as its duplicate. One answer, 202; one copy.
+    nats.freeze();
+    let short = tokio::spawn(send("/short-stall"));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    nats.thaw();
+    let answer = short.await.expect("task").expect("collector answers");
+    let status = answer.status();
+    assert_eq!(status, 202, "{}", answer.text().await.unwrap_or_default());
+
+    // A stall longer than the patience: 503, and the answer says the event may be stored.
+    nats.freeze();
+    let long = tokio::spawn(send("/long-stall"));
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    nats.thaw();
+    let answer = long.await.expect("task").expect("collector answers");
+    assert_eq!(answer.status(), 503);
+    let text = answer.text().await.expect("body");
+    assert!(text.contains("may have been stored"), "{text}");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paths = stored_paths(&nats, &ns).await;
+    let copies = |p: &str| paths.iter().filter(|s| s.as_str() == p).count();
+    assert_eq!(copies("/short-stall"), 1, "{paths:?}");
+    assert!(copies("/long-stall") <= 1, "never two copies: {paths:?}");
+    collector.assert_running();
+}
