@@ -8,7 +8,8 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use crate::common::{
-    Beacon, Namespace, beacon_ok, free_port, publish_events, redis_url, stream_events, wait_ready,
+    Beacon, Namespace, add_owned_site, beacon_ok, free_port, publish_events, redis_url,
+    stream_events, wait_ready,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
 use crate::ground_truth::{
@@ -137,18 +138,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         .trim()
         .to_string();
     for (site, tz) in SITES {
-        beacon_ok(
-            &env,
-            &[
-                "site",
-                "add",
-                site,
-                "--timezone",
-                tz.name(),
-                "--owner",
-                "faults@example.com",
-            ],
-        );
+        add_owned_site(&env, site, tz.name(), "faults@example.com");
     }
     let tokens = site_tokens(&env);
     let mut front = Beacon::spawn(&env, &["collector"]);

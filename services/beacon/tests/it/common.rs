@@ -289,6 +289,38 @@ where
     }
 }
 
+/// `beacon site add SITE --timezone TZ --owner OWNER`.
+pub fn add_owned_site(env: &HashMap<String, String>, site: &str, tz: &str, owner: &str) {
+    beacon_ok(
+        env,
+        &["site", "add", site, "--timezone", tz, "--owner", owner],
+    );
+}
+
+/// Waits until `consumers` consumers have acknowledged the whole events stream: nothing waits
+/// behind poison or a fault.
+pub async fn wait_all_acked(
+    js: &jetstream::Context,
+    topology: &Topology,
+    consumers: usize,
+    within: Duration,
+) {
+    eventually(
+        "every consumer to acknowledge the whole stream",
+        within,
+        || async {
+            let state = beacon_jetstream::pipeline_state(js, topology).await.ok()?;
+            (state.consumers.len() == consumers
+                && state
+                    .consumers
+                    .iter()
+                    .all(|c| c.ack_floor == state.stream.last_sequence && c.ack_pending == 0))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
 /// A valid page view of `site`, as the collector would publish it.
 pub fn test_event(site: &str, n: usize) -> beacon_schemas::Event {
     let now = chrono::Utc::now().timestamp_millis();

@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{Days, Utc};
 use serde_json::Value;
 
-use crate::common::{Beacon, Namespace, beacon_ok, eventually, free_port, wait_ready};
+use crate::common::{
+    Beacon, Namespace, add_owned_site, beacon_ok, eventually, free_port, wait_ready,
+};
 use crate::dataset::{Hit, SITES, generate};
 use crate::owner_access::add_user_with_password;
 use crate::truth_checks::verify;
@@ -56,18 +58,7 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
         .trim()
         .to_string();
     for (site, tz) in SITES {
-        beacon_ok(
-            &env,
-            &[
-                "site",
-                "add",
-                site,
-                "--timezone",
-                tz.name(),
-                "--owner",
-                "truth@example.com",
-            ],
-        );
+        add_owned_site(&env, site, tz.name(), "truth@example.com");
     }
     let tokens = site_tokens(&env);
     let mut process = Beacon::spawn(&env, &["all"]);

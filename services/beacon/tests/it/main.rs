@@ -6,6 +6,8 @@
 mod aggregator_faults;
 mod archiver_faults;
 mod browser;
+mod chaos;
+mod chaos_fleet;
 mod collector;
 mod common;
 mod consume;

@@ -14,7 +14,9 @@ use beacon_jetstream::async_nats::HeaderMap;
 use beacon_jetstream::{ConsumerKind, list_dead_letters, pipeline_state};
 use beacon_schemas::Event;
 
-use crate::common::{Beacon, Namespace, archived_ids, beacon_ok, eventually, test_event};
+use crate::common::{
+    Beacon, Namespace, archived_ids, beacon_ok, eventually, test_event, wait_all_acked,
+};
 
 /// Publishes each event's MessagePack (valid or not) under its own message id.
 async fn publish_all(ns: &Namespace, events: &[Event]) {
@@ -37,25 +39,6 @@ async fn publish_all(ns: &Namespace, events: &[Event]) {
     for ack in acks {
         ack.await.expect("stored");
     }
-}
-
-/// Waits until every consumer has acknowledged the whole stream: nothing waits behind poison.
-async fn wait_all_acked(ns: &Namespace, consumers: usize, within: Duration) {
-    let js = ns.jetstream().await;
-    eventually(
-        "every consumer to acknowledge the whole stream",
-        within,
-        || async {
-            let state = pipeline_state(&js, &ns.topology()).await.ok()?;
-            (state.consumers.len() == consumers
-                && state
-                    .consumers
-                    .iter()
-                    .all(|c| c.ack_floor == state.stream.last_sequence && c.ack_pending == 0))
-            .then_some(())
-        },
-    )
-    .await;
 }
 
 async fn pageviews(pool: &beacon_store::Pool, site: &str) -> i64 {
@@ -123,7 +106,13 @@ async fn hostile_envelopes_are_dead_lettered_and_the_events_beside_them_counted_
 
     let mut archiver = Beacon::spawn(&env, &["archiver"]);
     let mut aggregator = Beacon::spawn(&env, &["aggregator"]);
-    wait_all_acked(&ns, 2, Duration::from_secs(60)).await;
+    wait_all_acked(
+        &ns.jetstream().await,
+        &ns.topology(),
+        2,
+        Duration::from_secs(60),
+    )
+    .await;
     archiver.assert_running();
     aggregator.assert_running();
 

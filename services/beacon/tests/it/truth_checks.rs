@@ -256,6 +256,7 @@ const TOP_PAGE: usize = 2;
 
 /// Checks every metric, series and breakdown of every dataset site against the ground truth.
 /// `hourly`: also check hourly series of single days (not after compaction, which keeps days only).
+/// Returns how many numbers it compared.
 pub async fn verify(
     http: &reqwest::Client,
     api: &str,
@@ -263,7 +264,7 @@ pub async fn verify(
     dataset: &Dataset,
     when: &str,
     hourly: bool,
-) {
+) -> usize {
     let first_day = dataset.first_day;
     let label = labeller(dataset);
     let mut checker = Checker {
@@ -576,4 +577,5 @@ pub async fn verify(
             .collect::<Vec<_>>()
             .join("\n")
     );
+    checker.checked
 }
