@@ -1,8 +1,11 @@
 //! API errors as `{"error": "..."}` with the status Plausible's API uses for the same case.
 
 use axum::Json;
+use axum::extract::{FromRequestParts, Query};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -63,5 +66,20 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The query string as `T`; a parameter that does not parse (repeated, wrong type) is this API's
+/// JSON `400` naming it, not axum's plain-text refusal.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
     }
 }

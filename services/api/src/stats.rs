@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use beacon_store::live::LiveStats;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Owner;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::filters::display_value;
+use crate::grouping::Grouping;
 use crate::report::{Metric, Scope, compute};
-use crate::rollup_query::Grouping;
 use crate::v1::{format_interval, ranked, series, site_and_range};
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +67,7 @@ const TOP: usize = 10;
 pub async fn summary(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    Query(query): Query<StatsQuery>,
+    ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Summary>, ApiError> {
     let (site, period, range) = site_and_range(
         &state,

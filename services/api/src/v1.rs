@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use beacon_store::sites::Site;
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::Deserialize;
@@ -14,11 +14,12 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::{Owner, owned_site};
 use crate::cache::cached;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
+use crate::grouping::Grouping;
 use crate::period::{Interval, Period, Range, check_series_length, parse_period, resolve_period};
 use crate::report::{Filter, Group, Metric, Scope, compute};
-use crate::rollup_query::{GroupKey, Grouping};
+use crate::rollup_query::GroupKey;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
@@ -112,7 +113,7 @@ async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Req
 pub async fn realtime_visitors(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    Query(params): Query<Params>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> Result<Json<u64>, ApiError> {
     let raw_site = params
         .site_id
@@ -145,7 +146,7 @@ fn percent_change(metric: Metric, old: &Value, new: &Value) -> Value {
 pub async fn aggregate(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    Query(params): Query<Params>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
     let compare = match params.compare.as_deref() {
@@ -249,7 +250,7 @@ pub fn format_interval(t: NaiveDateTime, interval: Interval) -> String {
 pub async fn timeseries(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    Query(params): Query<Params>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
     let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
@@ -330,7 +331,7 @@ fn parse_positive(
 pub async fn breakdown(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    Query(params): Query<Params>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
     let requested = params.property.as_deref().ok_or_else(|| {

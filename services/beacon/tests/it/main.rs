@@ -27,4 +27,5 @@ mod privacy;
 mod private_postgres;
 mod publish_confirm;
 mod redis_down;
+mod schemathesis;
 mod truth_checks;
