@@ -7,24 +7,24 @@ use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use serde_json::{Value, json};
 
 use crate::dataset::{
-    AGENTS, Dataset, ExpectedVisit, Hit, LANDINGS, SITES, local_midnight, metrics, visits_of,
+    AGENTS, Dataset, ExpectedVisit, Hit, LANDINGS, NETWORKS, SITES, local_midnight, metrics,
+    visits_of,
 };
-use crate::ground_truth::geoip_db;
 
 /// How one event property's breakdown value is read from a hit.
 type ValueOf<'a> = &'a dyn Fn(&Hit) -> Option<String>;
 
 /// What the test knows about the visit properties of a visit's first hit.
 pub fn labeller(dataset: &Dataset) -> impl Fn(&Hit) -> BTreeMap<&'static str, String> + '_ {
-    let geo = beacon_collector::GeoIp::open(std::path::Path::new(&geoip_db())).expect("geoip");
     let countries: HashMap<&str, String> = dataset
         .visitors
         .iter()
         .map(|v| {
-            (
-                v.ip.as_str(),
-                geo.country(v.ip.parse().expect("ip")).unwrap_or_default(),
-            )
+            let (_, country) = NETWORKS
+                .iter()
+                .find(|(prefix, _)| v.ip.starts_with(&format!("{prefix}.")))
+                .expect("every visitor's address is in one of the dataset's networks");
+            (v.ip.as_str(), country.to_string())
         })
         .collect();
     move |hit: &Hit| {
