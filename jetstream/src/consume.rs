@@ -11,118 +11,16 @@
 //! one's. Handlers must therefore be correct for batches in any order, as they already must be for
 //! several processes sharing a consumer.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use async_nats::jetstream::{AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::DeadLetterer;
-
-/// How a consumer pulls, batches and retries.
-#[derive(Debug, Clone)]
-pub struct ConsumerPolicy {
-    /// Most messages handed to the handler at once.
-    pub max_batch: usize,
-    /// Most batches being handled at once by one process (at least 1).
-    pub concurrency: usize,
-    /// How long to wait for a batch to fill once its first message arrived.
-    pub linger: Duration,
-    /// Lifetime of one pull request on the server (renewed continuously while consuming).
-    pub pull_expiry: Duration,
-    /// Time JetStream waits for an ack before redelivering.
-    pub ack_wait: Duration,
-    /// Deliveries after which a message that still fails goes to the dead-letter stream.
-    pub max_deliver: i64,
-    /// Most unacknowledged messages outstanding across all processes sharing the consumer.
-    pub max_ack_pending: i64,
-    /// First retry delay; doubled for each further delivery up to `retry_max`.
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-}
-
-impl Default for ConsumerPolicy {
-    fn default() -> Self {
-        Self {
-            max_batch: 4000,
-            concurrency: 2,
-            linger: Duration::from_millis(50),
-            pull_expiry: Duration::from_secs(30),
-            ack_wait: Duration::from_secs(30),
-            max_deliver: 10,
-            max_ack_pending: 10_000,
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl ConsumerPolicy {
-    /// Delay before the next delivery of a message that failed on its `delivered`-th delivery.
-    pub fn retry_delay(&self, delivered: i64) -> Duration {
-        let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-        self.retry_base
-            .saturating_mul(1 << doublings)
-            .min(self.retry_max)
-    }
-}
-
-/// What the handler wants done with one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Its effects are stored: acknowledge.
-    Ack,
-    /// A transient failure: deliver again after a delay that grows with each delivery
-    /// (dead-lettered once `max_deliver` deliveries have failed).
-    Retry { reason: String },
-    /// It can never be processed: copy to the dead-letter stream with the reason, then terminate.
-    DeadLetter { reason: String },
-}
-
-/// One delivered message.
-pub struct Delivery {
-    message: jetstream::Message,
-    /// Position in the events stream (stable across redeliveries).
-    pub stream_sequence: u64,
-    /// 1 on first delivery, then 2, 3, …
-    pub delivered: i64,
-}
-
-impl Delivery {
-    fn new(message: jetstream::Message) -> Self {
-        let (stream_sequence, delivered) = message
-            .info()
-            .map(|info| (info.stream_sequence, info.delivered))
-            .unwrap_or((0, 1));
-        Self {
-            message,
-            stream_sequence,
-            delivered,
-        }
-    }
-
-    pub fn payload(&self) -> &[u8] {
-        &self.message.message.payload
-    }
-
-    pub fn subject(&self) -> &str {
-        self.message.message.subject.as_str()
-    }
-
-    /// Tells JetStream work on this message is still going on (resets its ack timer).
-    pub async fn in_progress(&self) {
-        if let Err(e) = self.message.ack_with(AckKind::Progress).await {
-            tracing::warn!(error = %e, "cannot send in-progress");
-        }
-    }
-}
-
-/// The caller's policy: decides per message; `decisions[i]` belongs to `batch[i]`.
-pub trait BatchHandler: Send + Sync {
-    fn handle(&self, batch: &[Delivery]) -> impl Future<Output = Vec<Decision>> + Send;
-}
+use crate::delivery::{BatchHandler, Decision, Delivery};
+use crate::policy::ConsumerPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -279,9 +177,9 @@ async fn decide<H: BatchHandler>(
             },
         );
     }
-    metrics::histogram!("beacon_consumer_batch_seconds", "consumer" => name.to_string())
+    metrics::histogram!(beacon_metrics::CONSUMER_BATCH_DURATION.name, "consumer" => name.to_string())
         .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("beacon_consumer_batch_size", "consumer" => name.to_string())
+    metrics::histogram!(beacon_metrics::CONSUMER_BATCH_SIZE.name, "consumer" => name.to_string())
         .record(batch.len() as f64);
 
     // One log line per batch, not per message: a store outage fails whole batches.
@@ -320,7 +218,7 @@ async fn settle(
         *counts.entry(outcome).or_default() += 1;
     }
     for (outcome, n) in counts {
-        metrics::counter!("beacon_consumer_messages_total", "consumer" => name.clone(), "outcome" => outcome)
+        metrics::counter!(beacon_metrics::CONSUMER_MESSAGES.name, "consumer" => name.clone(), "outcome" => outcome)
             .increment(n);
     }
 }
@@ -374,25 +272,5 @@ async fn dead_letter(
                 "retry",
             )
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_doubles_up_to_the_cap() {
-        let p = ConsumerPolicy {
-            retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(1),
-            ..ConsumerPolicy::default()
-        };
-        assert_eq!(p.retry_delay(1), Duration::from_millis(100));
-        assert_eq!(p.retry_delay(2), Duration::from_millis(200));
-        assert_eq!(p.retry_delay(4), Duration::from_millis(800));
-        assert_eq!(p.retry_delay(5), Duration::from_secs(1));
-        assert_eq!(p.retry_delay(1000), Duration::from_secs(1));
-        assert_eq!(p.retry_delay(0), Duration::from_millis(100));
     }
 }

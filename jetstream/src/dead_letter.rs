@@ -3,7 +3,7 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 
-use crate::consume::Delivery;
+use crate::delivery::Delivery;
 use crate::publish::PublishError;
 use crate::topology::Topology;
 
@@ -65,7 +65,7 @@ impl DeadLetterer {
             .await
             .map_err(|e| PublishError::Send(e.to_string()))?;
         ack.await.map_err(|e| PublishError::Ack(e.to_string()))?;
-        metrics::counter!("beacon_dead_letters_total", "consumer" => self.consumer.clone())
+        metrics::counter!(beacon_metrics::DEAD_LETTERED.name, "consumer" => self.consumer.clone())
             .increment(1);
         Ok(())
     }

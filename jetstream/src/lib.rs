@@ -8,16 +8,20 @@
 mod consume;
 mod dead_letter;
 mod dead_letter_tools;
+mod delivery;
 mod lag;
+mod policy;
 mod publish;
 mod topology;
 
-pub use consume::{BatchHandler, ConsumeError, ConsumerPolicy, Decision, Delivery, run_consumer};
+pub use consume::{ConsumeError, run_consumer};
 pub use dead_letter::{
     DEAD_LETTER_CONSUMER, DEAD_LETTER_REASON, DEAD_LETTER_STREAM_SEQ, DeadLetterer,
 };
 pub use dead_letter_tools::{DeadLetter, Retried, list_dead_letters, retry_dead_letters};
+pub use delivery::{BatchHandler, Decision, Delivery};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
+pub use policy::ConsumerPolicy;
 pub use publish::{Confirmations, PublishError, Publisher};
 pub use topology::{
     ConsumerKind, DEAD_LETTER_DUPLICATE_WINDOW, StreamSettings, Topology, TopologyError,

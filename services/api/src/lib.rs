@@ -7,6 +7,7 @@ mod cache;
 mod dashboard;
 mod error;
 mod filters;
+mod grouping;
 mod period;
 mod pipeline;
 mod report;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::rollup_query::{GroupKey, Grouping, RollupQuery, Sums, ValueMatch};
+use crate::grouping::Grouping;
+use crate::rollup_query::{GroupKey, RollupQuery, Sums, ValueMatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Metric {

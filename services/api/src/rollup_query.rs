@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use tokio_postgres::types::ToSql;
 
 use crate::error::ApiError;
+use crate::grouping::Grouping;
 use crate::period::Interval;
 use crate::tiling::{Piece, tile};
 
@@ -40,14 +41,6 @@ pub(crate) enum Read<'a> {
     WithSketches,
     /// Counters and merged sketches of these values only.
     SketchesOf(&'a Vec<&'a str>),
-}
-
-/// How to group the summed rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grouping {
-    None,
-    Value,
-    Time(Interval, Tz),
 }
 
 /// A group's key: the value, or the local start of the time interval.

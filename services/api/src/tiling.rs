@@ -8,8 +8,8 @@
 use beacon_pipeline::rollup::{LocalCalendar, Span};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc, Weekday};
 
+use crate::grouping::Grouping;
 use crate::period::Interval;
-use crate::rollup_query::Grouping;
 
 /// The rows of one span whose buckets start in `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use beacon_store::zones::Zones;
 
 use crate::error::ApiError;
-use crate::rollup_query::{GroupKey, Grouping, Read, RollupQuery, Sums};
+use crate::grouping::Grouping;
+use crate::rollup_query::{GroupKey, Read, RollupQuery, Sums};
 use crate::tiling::tile;
 
 /// Values whose sketches one round reads: half again the `n` asked for (visitors and events rank
