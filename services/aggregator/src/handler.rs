@@ -112,15 +112,16 @@ impl BatchHandler for AggregateHandler {
                 }
             }
         }
-        metrics::counter!("beacon_aggregator_applied_total").increment(new_events.len() as u64);
-        metrics::counter!("beacon_aggregator_already_applied_total")
+        metrics::counter!(beacon_metrics::AGGREGATOR_APPLIED.name)
+            .increment(new_events.len() as u64);
+        metrics::counter!(beacon_metrics::AGGREGATOR_ALREADY_APPLIED.name)
             .increment((events.len() - new_events.len()) as u64);
 
         // Live counters are best effort: Redis being down must not stop the rollups, which are
         // the source of truth.
         let now_ms = chrono::Utc::now().timestamp_millis();
         if let Err(e) = live::record(&self.redis, &self.live_keys, &new_events, now_ms).await {
-            metrics::counter!("beacon_aggregator_live_errors_total").increment(1);
+            metrics::counter!(beacon_metrics::AGGREGATOR_LIVE_ERRORS.name).increment(1);
             tracing::warn!(error = %e, "cannot update live counters");
         }
         decisions

@@ -39,7 +39,9 @@ impl Maintenance {
                 () = tokio::time::sleep(every) => {}
             }
             match close_quiet_sessions(&pool, &cache, self.close_after).await {
-                Ok(n) => metrics::counter!("beacon_aggregator_sessions_closed_total").increment(n),
+                Ok(n) => {
+                    metrics::counter!(beacon_metrics::AGGREGATOR_SESSIONS_CLOSED.name).increment(n)
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot close quiet sessions"),
             }
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
@@ -130,7 +132,8 @@ async fn close_site(
                     let reason = e.to_string();
                     tracing::error!(site, visitor = key.0, start_ms = key.1, %reason, "quarantining a visit that cannot be closed");
                     sessions::quarantine(&**pool.get().await?, site, key, &reason).await?;
-                    metrics::counter!("beacon_aggregator_sessions_quarantined_total").increment(1);
+                    metrics::counter!(beacon_metrics::AGGREGATOR_SESSIONS_QUARANTINED.name)
+                        .increment(1);
                 }
                 Attempted::Failed(e) if e.failure() == Failure::Transient => return Err(e),
                 Attempted::Failed(e) => {

@@ -78,7 +78,8 @@ pub async fn apply(
     let reopened = transition.removed.iter().filter(|s| s.closed).count();
     if reopened > 0 {
         // A late event joined a visit already in the visit rollups (see ARCHITECTURE.md).
-        metrics::counter!("beacon_aggregator_sessions_reopened_total").increment(reopened as u64);
+        metrics::counter!(beacon_metrics::AGGREGATOR_SESSIONS_REOPENED.name)
+            .increment(reopened as u64);
     }
     rollup.take_out_reopened(&transition, &zones);
     // Sent one after the other without waiting: this process merges the rows' sketches, and

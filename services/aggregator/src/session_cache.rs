@@ -122,9 +122,9 @@ impl SessionCache {
         }
         self.hits
             .fetch_add(known.sessions.len() as u64, Ordering::Relaxed);
-        metrics::counter!("beacon_aggregator_session_cache_hits_total")
+        metrics::counter!(beacon_metrics::AGGREGATOR_SESSION_CACHE_HITS.name)
             .increment(known.sessions.len() as u64);
-        metrics::counter!("beacon_aggregator_session_cache_misses_total")
+        metrics::counter!(beacon_metrics::AGGREGATOR_SESSION_CACHE_MISSES.name)
             .increment(known.missing.len() as u64);
         known
     }

@@ -38,10 +38,10 @@ where
     if let Ok(Some(hit)) = state.redis.get::<Option<String>, _>(&key).await
         && let Ok(value) = serde_json::from_str(&hit)
     {
-        metrics::counter!("beacon_api_cache_total", "result" => "hit").increment(1);
+        metrics::counter!(beacon_metrics::API_CACHE.name, "result" => "hit").increment(1);
         return Ok(value);
     }
-    metrics::counter!("beacon_api_cache_total", "result" => "miss").increment(1);
+    metrics::counter!(beacon_metrics::API_CACHE.name, "result" => "miss").increment(1);
     let value = compute().await?;
     let _: Result<(), _> = state
         .redis

@@ -134,7 +134,7 @@ pub async fn login(
     let account = format!("account:{}", email.to_lowercase());
     let keys = [format!("ip:{}", peer.ip()), account.clone()];
     if let Some(wait) = state.sign_in_throttle.retry_after(&keys, now) {
-        metrics::counter!("beacon_api_sign_in_throttled_total").increment(1);
+        metrics::counter!(beacon_metrics::API_SIGN_IN_THROTTLED.name).increment(1);
         let secs = wait.as_secs().max(1);
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -155,7 +155,7 @@ pub async fn login(
     };
     let Some(user) = user else {
         state.sign_in_throttle.record_failure(&keys, now);
-        metrics::counter!("beacon_api_sign_in_failures_total").increment(1);
+        metrics::counter!(beacon_metrics::API_SIGN_IN_FAILURES.name).increment(1);
         return Redirect::to("/login?failed=1").into_response();
     };
     state.sign_in_throttle.record_success(&account);

@@ -102,9 +102,9 @@ impl BatchHandler for ArchiveHandler {
                 }
             }
         }
-        metrics::counter!("beacon_archiver_inserted_total")
+        metrics::counter!(beacon_metrics::ARCHIVER_INSERTED.name)
             .increment((attempted - failed - duplicates) as u64);
-        metrics::counter!("beacon_archiver_duplicates_total").increment(duplicates as u64);
+        metrics::counter!(beacon_metrics::ARCHIVER_DUPLICATES.name).increment(duplicates as u64);
         decisions
     }
 }

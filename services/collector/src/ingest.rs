@@ -121,7 +121,7 @@ pub async fn ingest(
                     ));
                 }
                 UnknownSite::Drop => {
-                    metrics::counter!("beacon_collector_dropped_total", "reason" => "unknown_site")
+                    metrics::counter!(beacon_metrics::COLLECTOR_DROPPED.name, "reason" => "unknown_site")
                         .increment(1);
                     outcome.dropped += 1;
                     continue;
@@ -132,7 +132,7 @@ pub async fn ingest(
         match state.user_agents.classify(&client.user_agent) {
             Ok(agent) => kept.push((index, hit, agent)),
             Err(kind) => {
-                metrics::counter!("beacon_collector_dropped_total", "reason" => bot_label(kind))
+                metrics::counter!(beacon_metrics::COLLECTOR_DROPPED.name, "reason" => bot_label(kind))
                     .increment(1);
                 outcome.dropped += 1;
             }
@@ -145,7 +145,7 @@ pub async fn ingest(
     // Bounded work in flight: past the budget, say "later" at once instead of queueing.
     let permits = u32::try_from(kept.len()).unwrap_or(u32::MAX);
     let _permit = state.in_flight.try_acquire_many(permits).map_err(|_| {
-        metrics::counter!("beacon_collector_overloaded_total").increment(1);
+        metrics::counter!(beacon_metrics::COLLECTOR_OVERLOADED.name).increment(1);
         ApiError::unavailable("collector is at capacity; retry later")
     })?;
     if !state.publisher.is_connected() {
@@ -233,13 +233,14 @@ pub async fn ingest(
     if let Err(e) = confirmed {
         let maybe_stored = batch.unconfirmed_sent();
         if maybe_stored > 0 {
-            metrics::counter!("beacon_collector_unconfirmed_total").increment(maybe_stored as u64);
+            metrics::counter!(beacon_metrics::COLLECTOR_UNCONFIRMED.name)
+                .increment(maybe_stored as u64);
             tracing::warn!(error = %e, maybe_stored, "publish not confirmed; giving up");
             return Err(ApiError::unconfirmed(maybe_stored, state.publish_patience));
         }
         return Err(publish_error(e));
     }
-    metrics::counter!("beacon_collector_accepted_total").increment(events.len() as u64);
+    metrics::counter!(beacon_metrics::COLLECTOR_ACCEPTED.name).increment(events.len() as u64);
     outcome.accepted = events.iter().map(|e| e.id).collect();
     Ok(outcome)
 }

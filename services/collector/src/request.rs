@@ -119,7 +119,7 @@ pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result
     if let Some(limiter) = &state.rate_limiter
         && limiter.check_key(&ip).is_err()
     {
-        metrics::counter!("beacon_collector_rate_limited_total").increment(1);
+        metrics::counter!(beacon_metrics::COLLECTOR_RATE_LIMITED.name).increment(1);
         return Err(ApiError::rate_limited());
     }
     let user_agent = headers

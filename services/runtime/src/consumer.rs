@@ -56,7 +56,7 @@ async fn consume<H: BatchHandler>(
             Err(error) => {
                 let delay = restart_delay(attempt);
                 attempt = attempt.saturating_add(1);
-                metrics::counter!("beacon_consumer_restarts_total", "consumer" => name.clone())
+                metrics::counter!(beacon_metrics::CONSUMER_RESTARTS.name, "consumer" => name.clone())
                     .increment(1);
                 tracing::warn!(consumer = %name, %error, ?delay, "consumer stopped; starting again");
                 tokio::select! {
@@ -83,19 +83,24 @@ async fn report_lag(
             Ok(state) => {
                 let labels = [("consumer", name.to_string())];
                 if let Some(c) = state.consumers.iter().find(|c| c.name == name) {
-                    metrics::gauge!("beacon_consumer_pending", &labels).set(c.pending as f64);
-                    metrics::gauge!("beacon_consumer_ack_pending", &labels)
+                    metrics::gauge!(beacon_metrics::CONSUMER_PENDING.name, &labels)
+                        .set(c.pending as f64);
+                    metrics::gauge!(beacon_metrics::CONSUMER_ACK_PENDING.name, &labels)
                         .set(c.ack_pending as f64);
-                    metrics::gauge!("beacon_consumer_redelivered", &labels)
+                    metrics::gauge!(beacon_metrics::CONSUMER_REDELIVERED.name, &labels)
                         .set(c.redelivered as f64);
-                    metrics::gauge!("beacon_consumer_waiting", &labels).set(c.waiting as f64);
-                    metrics::gauge!("beacon_consumer_ack_floor", &labels).set(c.ack_floor as f64);
+                    metrics::gauge!(beacon_metrics::CONSUMER_WAITING.name, &labels)
+                        .set(c.waiting as f64);
+                    metrics::gauge!(beacon_metrics::CONSUMER_ACK_FLOOR.name, &labels)
+                        .set(c.ack_floor as f64);
                 }
-                metrics::gauge!("beacon_stream_messages").set(state.stream.messages as f64);
-                metrics::gauge!("beacon_stream_bytes").set(state.stream.bytes as f64);
-                metrics::gauge!("beacon_stream_last_sequence")
+                metrics::gauge!(beacon_metrics::STREAM_MESSAGES.name)
+                    .set(state.stream.messages as f64);
+                metrics::gauge!(beacon_metrics::STREAM_BYTES.name).set(state.stream.bytes as f64);
+                metrics::gauge!(beacon_metrics::STREAM_LAST_SEQUENCE.name)
                     .set(state.stream.last_sequence as f64);
-                metrics::gauge!("beacon_dead_letters").set(state.dead_letters as f64);
+                metrics::gauge!(beacon_metrics::DEAD_LETTERS_STORED.name)
+                    .set(state.dead_letters as f64);
             }
             Err(e) => tracing::debug!(error = %e, "cannot read lag"),
         }

@@ -17,9 +17,9 @@ pub async fn track_http_metrics(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("beacon_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+    metrics::counter!(beacon_metrics::HTTP_REQUESTS.name, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("beacon_http_request_duration_seconds", "route" => route)
+    metrics::histogram!(beacon_metrics::HTTP_REQUEST_DURATION.name, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -24,16 +24,16 @@ pub fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Installs the global Prometheus recorder with explicit buckets for latency histograms.
+/// Installs the global Prometheus recorder: every histogram with its catalogued buckets, every
+/// metric described (help and unit) from the catalogue.
 pub fn install_prometheus() -> Result<PrometheusHandle, String> {
-    const SECONDS: &[f64] = &[
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ];
-    const SIZES: &[f64] = &[1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_size".into()), SIZES))
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| e.to_string())
+    let mut builder = PrometheusBuilder::new();
+    for metric in beacon_metrics::ALL.iter().filter(|m| !m.buckets.is_empty()) {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(metric.name.into()), metric.buckets)
+            .map_err(|e| e.to_string())?;
+    }
+    let handle = builder.install_recorder().map_err(|e| e.to_string())?;
+    beacon_metrics::describe_all();
+    Ok(handle)
 }

@@ -15,6 +15,8 @@ struct Running {
     api: String,
     /// API key of example.com's owner.
     key: String,
+    /// The admin listener (`/metrics`) when one process runs everything.
+    admin: Option<String>,
     processes: Vec<Beacon>,
 }
 
@@ -31,6 +33,11 @@ fn addresses(env: &mut HashMap<String, String>) -> (String, String) {
 async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Running {
     let mut env = ns.env();
     let (collector, api) = addresses(&mut env);
+    let admin = (commands == ["all"]).then(|| {
+        let port = free_port();
+        env.insert("BEACON_ADMIN_ADDR".into(), format!("127.0.0.1:{port}"));
+        format!("http://127.0.0.1:{port}")
+    });
     beacon_ok(&env, &["migrate"]);
     beacon_ok(&env, &["user", "add", "owner@example.com"]);
     let key = beacon_ok(&env, &["key", "create", "--user", "owner@example.com"])
@@ -79,6 +86,7 @@ async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Run
         collector,
         api,
         key,
+        admin,
         processes,
     }
 }
@@ -230,12 +238,50 @@ async fn assert_every_event_counted_once(
     }
 }
 
+/// Every `beacon_*` family the admin listener exports is in the metrics catalogue, with its help.
+async fn assert_metrics_catalogued(http: &reqwest::Client, admin: &str) {
+    let text = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin listener")
+        .text()
+        .await
+        .expect("metrics");
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("beacon_"))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix)
+                        .filter(|base| beacon_metrics::find(base).is_some())
+                })
+                .unwrap_or(name)
+        })
+        .collect();
+    assert!(families.len() >= 10, "only {families:?} exported");
+    for family in families {
+        assert!(
+            beacon_metrics::find(family).is_some(),
+            "{family} is exported but not in the catalogue"
+        );
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no help text"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beacon_all_counts_every_event_once() {
     let ns = Namespace::new("e2e_all");
     let http = reqwest::Client::new();
     let mut running = start(&ns, &["all"], &http).await;
     assert_every_event_counted_once(&ns, &mut running, &http, 60).await;
+    assert_metrics_catalogued(&http, running.admin.as_deref().expect("admin listener")).await;
     let status = running.processes[0].terminate();
     assert!(
         status.success(),
@@ -301,7 +347,7 @@ async fn bad_input_gets_a_clear_400_and_the_collector_keeps_running() {
             Some("props"),
         ),
         (
-            "invalid utf-8",
+            "a lone surrogate escape",
             "{\"url\": \"https://example.com/\u{fffd}\"}".replace('\u{fffd}', "\\udc80"),
             400,
             None,
@@ -316,6 +362,16 @@ async fn bad_input_gets_a_clear_400_and_the_collector_keeps_running() {
             None,
         ),
     ];
+    let mut cases: Vec<(&str, Vec<u8>, u16, Option<&str>)> = cases
+        .into_iter()
+        .map(|(what, body, status, field)| (what, body.into_bytes(), status, field))
+        .collect();
+    // Bytes that are not UTF-8 at all (0xff never occurs in UTF-8), inside a string value.
+    let mut invalid = br#"{"url": "https://example.com/"#.to_vec();
+    invalid.extend_from_slice(&[0xff, 0xfe]);
+    invalid.extend_from_slice(br#""}"#);
+    assert!(std::str::from_utf8(&invalid).is_err());
+    cases.push(("invalid UTF-8 bytes", invalid, 400, None));
     for (what, body, status, field) in cases {
         let response = http.post(&track).body(body).send().await.expect("answer");
         assert_eq!(response.status().as_u16(), status, "{what}");
