@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use beacon_jetstream::async_nats::jetstream;
-use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
+use beacon_jetstream::{ConsumerPolicy, Publisher, Topology, ensure_topology};
 use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION};
 
 /// The allocator the `beacon` binary uses, so that a service run in-process here (the aggregator,
@@ -75,7 +75,7 @@ pub async fn prepare_stream(
     ensure_topology(
         &js,
         &Topology::new(namespace),
-        &StreamSettings::default(),
+        &beacon_runtime::Config::defaults().stream_settings(),
         policy,
     )
     .await?;

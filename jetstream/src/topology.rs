@@ -15,7 +15,7 @@ use async_nats::jetstream::{
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 
-use crate::consume::ConsumerPolicy;
+use crate::policy::ConsumerPolicy;
 
 /// The two durable consumers of the events stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,17 +97,8 @@ pub struct StreamSettings {
     /// collector's peak rates that was millions of ids, and the collector's p99 at half its peak
     /// went from 4–5 ms (1 s) to 57–67 ms (see `bench/results/collector.md`).
     pub duplicate_window: Duration,
+    /// Copies of each message in a JetStream cluster (1 on a single server).
     pub replicas: usize,
-}
-
-impl Default for StreamSettings {
-    fn default() -> Self {
-        Self {
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            duplicate_window: Duration::from_secs(1),
-            replicas: 1,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

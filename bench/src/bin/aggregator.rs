@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     let policy = ConsumerPolicy {
         max_batch: args.batch,
         concurrency: args.concurrency,
-        ..ConsumerPolicy::default()
+        ..beacon_runtime::Config::defaults().consumer_policy()
     };
     let js = beacon_bench::prepare_stream(&client, &namespace, &policy).await?;
     beacon_store::postgres::migrate(&postgres_url, &namespace).await?;

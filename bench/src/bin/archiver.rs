@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         .context("NATS")?;
     let policy = ConsumerPolicy {
         max_batch: args.batch,
-        ..ConsumerPolicy::default()
+        ..beacon_runtime::Config::defaults().consumer_policy()
     };
     let js = beacon_bench::prepare_stream(&client, &namespace, &policy).await?;
     let archive = Archive::connect(&beacon_bench::mongo_url(), &namespace).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use beacon_jetstream::{ConsumerPolicy, Publisher, Topology};
+use beacon_jetstream::{Publisher, Topology};
 use clap::Parser;
 use serde_json::json;
 
@@ -463,7 +463,12 @@ async fn main() -> anyhow::Result<()> {
     let client = async_nats::connect(beacon_bench::nats_url())
         .await
         .context("NATS")?;
-    let js = beacon_bench::prepare_stream(&client, &namespace, &ConsumerPolicy::default()).await?;
+    let js = beacon_bench::prepare_stream(
+        &client,
+        &namespace,
+        &beacon_runtime::Config::defaults().consumer_policy(),
+    )
+    .await?;
     let publisher = Publisher::new(
         client.clone(),
         Topology::new(&namespace),
@@ -505,7 +510,12 @@ async fn main() -> anyhow::Result<()> {
         if !keep_stream_data {
             js.delete_stream(Topology::new(&namespace).events_stream())
                 .await?;
-            beacon_bench::prepare_stream(&client, &namespace, &ConsumerPolicy::default()).await?;
+            beacon_bench::prepare_stream(
+                &client,
+                &namespace,
+                &beacon_runtime::Config::defaults().consumer_policy(),
+            )
+            .await?;
         }
         Ok(())
     };

@@ -2,23 +2,22 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-const ENVIRONMENT: &str = "Configuration is read from the environment:
-  BEACON_NATS_URL         NATS with JetStream      [nats://127.0.0.1:4222]
-  BEACON_POSTGRES_URL     PostgreSQL               [postgres://postgres@127.0.0.1:5432/postgres]
-  BEACON_MONGO_URL        MongoDB (raw archive)    [mongodb://127.0.0.1:27017/?directConnection=true]
-  BEACON_REDIS_URL        Redis (live counters)    [redis://127.0.0.1:6379]
-  BEACON_COLLECTOR_ADDR   collector listen address [127.0.0.1:8080]
-  BEACON_API_ADDR         API listen address       [127.0.0.1:8000]
-  BEACON_ADMIN_ADDR       archiver/aggregator admin listener; port 0 picks one [127.0.0.1:9090]
-  BEACON_TRUSTED_PROXIES  addresses/CIDRs whose X-Forwarded-For is believed [none]
-  BEACON_NAMESPACE        prefix of everything Beacon owns [beacon]
-  BEACON_STREAM_MAX_AGE   how long the stream keeps events [30days]
-  BEACON_LOG_FORMAT       text or json [text]";
+/// Parses the command line; `--help` lists every `BEACON_*` variable from its declaration.
+pub fn parse() -> Cli {
+    let matches = Cli::command()
+        .after_help(beacon_runtime::config::help_text())
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 #[derive(Debug, Parser)]
-#[command(name = "beacon", version, about = "Self-hosted, privacy-friendly, real-time web analytics", after_help = ENVIRONMENT)]
+#[command(
+    name = "beacon",
+    version,
+    about = "Self-hosted, privacy-friendly, real-time web analytics"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +37,8 @@ pub enum Command {
     All,
     /// Create or upgrade everything Beacon owns: schema, streams, consumers, indexes
     Migrate,
+    /// Print the effective configuration (passwords masked) and check it
+    Config,
     /// Manage sites
     Site {
         #[command(subcommand)]

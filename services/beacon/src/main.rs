@@ -7,19 +7,21 @@ mod wiring;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of the system allocator: the request path allocates a lot of small, short-lived
 /// buffers across threads, where glibc's malloc showed up as a quarter of the collector's CPU time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use crate::cli::{
-    Cli, Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, TokenCommand, UserCommand,
+    Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, TokenCommand, UserCommand,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
+    if let Command::Config = cli.command {
+        // Printed before anything starts, and also when the configuration is invalid.
+        return print_config();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,6 +41,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// `beacon config`: every variable's effective value, then whether the whole is valid.
+fn print_config() -> ExitCode {
+    for line in beacon_runtime::config::effective(|name| std::env::var(name).ok()) {
+        println!("{line}");
+    }
+    match beacon_runtime::Config::from_env() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("beacon: configuration: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     let config =
         beacon_runtime::Config::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
@@ -50,6 +66,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Api => services::api(config).await?,
         Command::All => services::all(config).await?,
         Command::Migrate => tools::migrate(&config).await?,
+        Command::Config => {} // answered in `main`, before the runtime starts
         Command::Site {
             command:
                 SiteCommand::Add {

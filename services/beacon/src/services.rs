@@ -88,7 +88,7 @@ impl Process {
         beacon_archiver::Deps {
             js: self.js.clone(),
             topology: wiring::topology(&self.config),
-            policy: wiring::consumer_policy(&self.config),
+            policy: self.config.consumer_policy(),
             archive,
             admin,
         }
@@ -103,7 +103,7 @@ impl Process {
         beacon_aggregator::Deps {
             js: self.js.clone(),
             topology: wiring::topology(&self.config),
-            policy: wiring::consumer_policy(&self.config),
+            policy: self.config.consumer_policy(),
             pool: pool.clone(),
             redis: redis.clone(),
             live_keys: wiring::live_keys(&self.config),

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use beacon_jetstream::async_nats::jetstream;
-use beacon_jetstream::{ConsumerPolicy, Publisher, StreamSettings, Topology, ensure_topology};
+use beacon_jetstream::{Publisher, Topology, ensure_topology};
 use beacon_runtime::retry::{RetryPolicy, retry};
 use beacon_runtime::{Config, HttpLimits, Probe};
 use beacon_store::{Archive, LiveKeys, Pool};
@@ -18,26 +18,6 @@ pub fn http_limits(config: &Config) -> HttpLimits {
 
 pub fn topology(config: &Config) -> Topology {
     Topology::new(&config.namespace)
-}
-
-pub fn stream_settings(config: &Config) -> StreamSettings {
-    StreamSettings {
-        max_age: config.stream_max_age,
-        duplicate_window: config.stream_duplicate_window,
-        ..StreamSettings::default()
-    }
-}
-
-/// The consumers' ack, retry and batching policy.
-pub fn consumer_policy(config: &Config) -> ConsumerPolicy {
-    ConsumerPolicy {
-        max_batch: config.consumer_batch,
-        concurrency: config.consumer_concurrency,
-        ack_wait: config.consumer_ack_wait,
-        max_deliver: config.consumer_max_deliver,
-        max_ack_pending: config.consumer_max_ack_pending,
-        ..ConsumerPolicy::default()
-    }
 }
 
 pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
@@ -65,8 +45,8 @@ pub async fn jetstream(
 ) -> anyhow::Result<jetstream::Context> {
     let js = jetstream::new(client.clone());
     let topology = topology(config);
-    let settings = stream_settings(config);
-    let policy = consumer_policy(config);
+    let settings = config.stream_settings();
+    let policy = config.consumer_policy();
     retry(
         "ensuring the JetStream topology",
         RetryPolicy::STARTUP,

@@ -1,80 +1,19 @@
-//! Configuration from `BEACON_*` environment variables, each with a default that points at a
-//! local server. A bad value stops the start with an error naming the variable.
+//! Configuration from `BEACON_*` environment variables. Each variable is declared once below —
+//! name, field, default, kind of value (which also checks its range) and help — and everything
+//! else comes from that declaration: parsing with errors naming the variable, `beacon --help`,
+//! `beacon config` (the effective values, secrets masked) and the README's table (a test compares).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Everything a Beacon process reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub nats_url: String,
-    pub postgres_url: String,
-    pub mongo_url: String,
-    pub redis_url: String,
-    pub collector_addr: SocketAddr,
-    pub api_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    /// Peers whose `X-Forwarded-For` the collector believes.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Prefix of every stream, subject, key, database and schema Beacon owns.
-    pub namespace: String,
-    /// How long the events stream keeps events replayable.
-    pub stream_max_age: Duration,
-    /// Window in which JetStream drops a re-sent event id.
-    pub stream_duplicate_window: Duration,
-    /// Time JetStream waits for a consumer's ack before redelivering.
-    pub consumer_ack_wait: Duration,
-    /// Failed deliveries after which a message is dead-lettered.
-    pub consumer_max_deliver: i64,
-    /// Unacknowledged messages outstanding per consumer, across all its processes.
-    pub consumer_max_ack_pending: i64,
-    /// Messages a consumer handles in one batch.
-    pub consumer_batch: usize,
-    /// Batches one process handles at once per consumer.
-    pub consumer_concurrency: usize,
-    /// Requests per second one client address may send to the collector; 0 = unlimited.
-    pub rate_limit: u32,
-    /// Events the collector may have waiting for JetStream acks at once.
-    pub max_in_flight: u32,
-    /// MaxMind-format database for client countries.
-    pub geoip_db: Option<std::path::PathBuf>,
-    /// Raw events older than this are deleted from the archive (TTL index); `None` keeps them.
-    pub archive_retention: Option<Duration>,
-    /// A visit nobody touched for this long is closed and counted in the visit rollups.
-    pub session_close_after: Duration,
-    /// Visitors whose sessions the aggregator keeps in memory; 0 = none.
-    pub session_cache: usize,
-    /// How long the aggregator remembers applied event ids (and keeps sessions) to recognise a
-    /// redelivered or replayed event: the allowed lateness.
-    pub dedup_window: Duration,
-    /// 15-minute rollup rows of local days older than this are merged into day rows.
-    pub rollup_fine_retention: Duration,
-    /// Time a client has to send a request's head to the collector or the API.
-    pub http_header_timeout: Duration,
-    /// Time a whole request may take (a slower one is answered 408).
-    pub http_request_timeout: Duration,
-    /// Connections one HTTP listener keeps open at once.
-    pub http_max_connections: usize,
-    /// Time to connect to PostgreSQL and to wait for a pooled connection.
-    pub postgres_timeout: Duration,
-    /// Longest one PostgreSQL statement of a service may run.
-    pub postgres_statement_timeout: Duration,
-    /// Longest one Redis command may take.
-    pub redis_timeout: Duration,
-    /// Time to connect to MongoDB and to find a server for a write.
-    pub mongo_timeout: Duration,
-    /// Time to connect to NATS, for a JetStream request, and for a publish's ack.
-    pub nats_timeout: Duration,
-    pub log_format: LogFormat,
-}
+pub use crate::config_kinds::LogFormat;
+use crate::config_kinds::{
+    ANY_SPAN, Addr, Count, LogFormats, Namespace, Networks, OptionalFile, Span, SpanOrForever,
+    TIMEOUT, Url, ValueKind,
+};
 
 /// One variable and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,403 +23,257 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-/// Each variable, its default and what it means (printed by `beacon --help` and the README).
-pub const VARIABLES: &[(&str, &str, &str)] = &[
-    (
-        "BEACON_NATS_URL",
-        "nats://127.0.0.1:4222",
-        "NATS server with JetStream",
-    ),
-    (
-        "BEACON_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        "PostgreSQL: sites, users, keys, rollups",
-    ),
-    (
-        "BEACON_MONGO_URL",
-        "mongodb://127.0.0.1:27017/?directConnection=true",
-        "MongoDB: the raw event archive",
-    ),
-    (
-        "BEACON_REDIS_URL",
-        "redis://127.0.0.1:6379",
-        "Redis: live counters and query cache",
-    ),
-    (
-        "BEACON_COLLECTOR_ADDR",
-        "127.0.0.1:8080",
-        "collector listen address",
-    ),
-    (
-        "BEACON_API_ADDR",
-        "127.0.0.1:8000",
-        "API and dashboard listen address",
-    ),
-    (
-        "BEACON_ADMIN_ADDR",
-        "127.0.0.1:9090",
-        "archiver/aggregator admin listener (port 0 picks one)",
-    ),
-    (
-        "BEACON_TRUSTED_PROXIES",
-        "",
-        "comma-separated addresses/CIDRs whose X-Forwarded-For is believed",
-    ),
-    (
-        "BEACON_NAMESPACE",
-        "beacon",
-        "prefix of everything Beacon owns on the shared servers",
-    ),
-    (
-        "BEACON_STREAM_MAX_AGE",
-        "30days",
-        "how long the events stream keeps events",
-    ),
-    (
-        "BEACON_STREAM_DUPLICATE_WINDOW",
-        "1s",
-        "JetStream drops an event re-sent with the same id within this window (the consumers are idempotent by id anyway)",
-    ),
-    (
-        "BEACON_CONSUMER_ACK_WAIT",
-        "30s",
-        "time before an unacknowledged message is redelivered",
-    ),
-    (
-        "BEACON_CONSUMER_MAX_DELIVER",
-        "10",
-        "failed deliveries before a message is dead-lettered",
-    ),
-    (
-        "BEACON_CONSUMER_MAX_ACK_PENDING",
-        "10000",
-        "unacknowledged messages outstanding per consumer",
-    ),
-    (
-        "BEACON_CONSUMER_BATCH",
-        "4000",
-        "most messages per consumer batch (a batch is one transaction; fewer, larger ones are cheaper per event)",
-    ),
-    (
-        "BEACON_CONSUMER_CONCURRENCY",
-        "2",
-        "batches one process handles at once per consumer (the next overlaps the current one)",
-    ),
-    (
-        "BEACON_ARCHIVE_RETENTION",
-        "forever",
-        "how long raw events stay in MongoDB (a duration, or forever)",
-    ),
-    (
-        "BEACON_SESSION_CLOSE_AFTER",
-        "30m",
-        "quiet time after which a visit is closed and counted in the visit rollups",
-    ),
-    (
-        "BEACON_SESSION_CACHE",
-        "20000",
-        "visitors whose sessions an aggregator keeps in memory instead of reading them back (about 2 KB each); 0 = none",
-    ),
-    (
-        "BEACON_DEDUP_WINDOW",
-        "7days",
-        "how long applied event ids and sessions are kept (allowed lateness)",
-    ),
-    (
-        "BEACON_ROLLUP_FINE_RETENTION",
-        "35days",
-        "how long 15-minute rollup rows are kept before old days are compacted into day rows",
-    ),
-    (
-        "BEACON_RATE_LIMIT",
-        "50",
-        "collector requests per second per client address (0: no limit)",
-    ),
-    (
-        "BEACON_MAX_IN_FLIGHT",
-        "20000",
-        "events the collector may have awaiting JetStream acks",
-    ),
-    (
-        "BEACON_GEOIP_DB",
-        "",
-        "MaxMind-format country database (empty: countries unknown)",
-    ),
-    (
-        "BEACON_HTTP_HEADER_TIMEOUT",
-        "10s",
-        "time a client has to send a request's head (collector, API, admin); slower ones are disconnected",
-    ),
-    (
-        "BEACON_HTTP_REQUEST_TIMEOUT",
-        "30s",
-        "time a whole request may take, body included; slower ones are answered 408",
-    ),
-    (
-        "BEACON_HTTP_MAX_CONNECTIONS",
-        "10000",
-        "connections one HTTP listener keeps open at once; more wait to be accepted",
-    ),
-    (
-        "BEACON_POSTGRES_TIMEOUT",
-        "10s",
-        "time to connect to PostgreSQL and to wait for a pooled connection",
-    ),
-    (
-        "BEACON_POSTGRES_STATEMENT_TIMEOUT",
-        "60s",
-        "longest one PostgreSQL statement of a service may run (migrations are not bound)",
-    ),
-    (
-        "BEACON_REDIS_TIMEOUT",
-        "2s",
-        "longest one Redis command may take (also while reconnecting): live counters and the cache are skipped, statistics still answer",
-    ),
-    (
-        "BEACON_MONGO_TIMEOUT",
-        "10s",
-        "time to connect to MongoDB and to find a server for a write (the URL's own settings win)",
-    ),
-    (
-        "BEACON_NATS_TIMEOUT",
-        "5s",
-        "time to connect to NATS, for a JetStream request, and for a publish's ack (then the collector answers 503)",
-    ),
-    ("BEACON_LOG_FORMAT", "text", "text or json"),
-];
+/// One `BEACON_*` variable as declared.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    /// What values it takes (from its kind).
+    pub takes: fn() -> String,
+    pub help: &'static str,
+    /// Shown masked by `beacon config` (URLs may hold passwords).
+    pub secret: bool,
+}
 
-fn default_of(variable: &str) -> &'static str {
-    VARIABLES
-        .iter()
-        .find(|(name, _, _)| *name == variable)
-        .map(|(_, d, _)| *d)
-        .unwrap_or("")
+/// Declares every setting: the `Config` struct, `SETTINGS`, and `Config::from_lookup`.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $name:literal, $default:literal, $kind:expr $(, $secret:ident)?,
+            $help:literal;
+    )*) => {
+        /// Everything a Beacon process reads from its environment.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        /// Every variable, in the order of the README's table.
+        pub const SETTINGS: &[Setting] = &[$(
+            Setting {
+                name: $name,
+                default: $default,
+                takes: || $kind.describe(),
+                help: $help,
+                secret: settings!(@secret $($secret)?),
+            },
+        )*];
+
+        impl Config {
+            /// Reads variables through `lookup` (tests pass a map); unset ones take their default.
+            pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+                Ok(Config {$(
+                    $field: {
+                        let raw = lookup($name).unwrap_or_else(|| $default.to_string());
+                        $kind.parse(&raw).map_err(|problem| ConfigError { variable: $name, problem })?
+                    },
+                )*})
+            }
+        }
+    };
+    (@secret secret) => { true };
+    (@secret) => { false };
+}
+
+settings! {
+    nats_url: String = "BEACON_NATS_URL", "nats://127.0.0.1:4222", Url(&["nats", "tls", "ws", "wss"]), secret,
+        "NATS with JetStream";
+    postgres_url: String = "BEACON_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres", Url(&["postgres", "postgresql"]), secret,
+        "sites, salts, rollups";
+    mongo_url: String = "BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true", Url(&["mongodb", "mongodb+srv"]), secret,
+        "raw event archive";
+    redis_url: String = "BEACON_REDIS_URL", "redis://127.0.0.1:6379", Url(&["redis", "rediss"]), secret,
+        "live counters";
+    collector_addr: SocketAddr = "BEACON_COLLECTOR_ADDR", "127.0.0.1:8080", Addr,
+        "collector listen address";
+    api_addr: SocketAddr = "BEACON_API_ADDR", "127.0.0.1:8000", Addr,
+        "API listen address";
+    admin_addr: SocketAddr = "BEACON_ADMIN_ADDR", "127.0.0.1:9090", Addr,
+        "admin listener (`/healthz`, `/readyz`, `/metrics`) of every service (one for `all`); give each process on a machine its own port, or 0 to pick a free one";
+    /// Peers whose `X-Forwarded-For` the collector believes.
+    trusted_proxies: Vec<IpNet> = "BEACON_TRUSTED_PROXIES", "", Networks,
+        "addresses/CIDRs whose `X-Forwarded-For` is believed";
+    /// Prefix of every stream, subject, key, database and schema Beacon owns.
+    namespace: String = "BEACON_NAMESPACE", "beacon", Namespace,
+        "prefix of every stream, consumer, subject, Redis key, MongoDB database and PostgreSQL schema";
+    /// How long the events stream keeps events replayable.
+    stream_max_age: Duration = "BEACON_STREAM_MAX_AGE", "30days", ANY_SPAN,
+        "how long the events stream keeps events replayable";
+    /// Window in which JetStream drops a re-sent event id.
+    stream_duplicate_window: Duration = "BEACON_STREAM_DUPLICATE_WINDOW", "1s", Span { nonzero: true, max: None },
+        "JetStream drops an event re-sent with the same id within this window; the consumers count an id once however late it comes, so this only keeps immediate resends out of the stream. nats-server holds every id of the window in memory: 2 minutes made the collector's tail ten times longer (`bench/results/collector.md`)";
+    /// Requests per second one client address may send to the collector; 0 = unlimited.
+    rate_limit: u32 = "BEACON_RATE_LIMIT", "50", Count { min: 0, max: 1_000_000 },
+        "collector requests per second per client address (bursts of twice that); `0` = no limit";
+    /// Events the collector may have waiting for JetStream acks at once.
+    max_in_flight: u32 = "BEACON_MAX_IN_FLIGHT", "20000", Count { min: 1, max: 10_000_000 },
+        "events the collector may have awaiting JetStream acks; beyond it `503` at once";
+    /// MaxMind-format database for client countries.
+    geoip_db: Option<PathBuf> = "BEACON_GEOIP_DB", "", OptionalFile,
+        "MaxMind-format country database (`.mmdb`); empty = countries unknown";
+    /// Time JetStream waits for a consumer's ack before redelivering.
+    consumer_ack_wait: Duration = "BEACON_CONSUMER_ACK_WAIT", "30s", Span { nonzero: true, max: None },
+        "time before an unacknowledged message is redelivered";
+    /// Failed deliveries after which a message is dead-lettered.
+    consumer_max_deliver: i64 = "BEACON_CONSUMER_MAX_DELIVER", "10", Count { min: 1, max: 1_000 },
+        "failed deliveries before a message goes to the dead-letter stream";
+    /// Unacknowledged messages outstanding per consumer, across all its processes.
+    consumer_max_ack_pending: i64 = "BEACON_CONSUMER_MAX_ACK_PENDING", "10000", Count { min: 1, max: 1_000_000 },
+        "unacknowledged messages per consumer, across its processes";
+    /// Messages a consumer handles in one batch.
+    consumer_batch: usize = "BEACON_CONSUMER_BATCH", "4000", Count { min: 1, max: 10_000 },
+        "most messages per consumer batch; a batch is one transaction, so larger batches cost less per event (a batch fills within 50 ms or at this size)";
+    /// Batches one process handles at once per consumer.
+    consumer_concurrency: usize = "BEACON_CONSUMER_CONCURRENCY", "2", Count { min: 1, max: 16 },
+        "batches one process handles at once per consumer: the next batch is decoded and its ids claimed while the current one commits";
+    /// A visit nobody touched for this long is closed and counted in the visit rollups.
+    session_close_after: Duration = "BEACON_SESSION_CLOSE_AFTER", "30m", ANY_SPAN,
+        "a visit nobody touched for this long is closed into the visit rollups (until then the API reads it from `sessions`)";
+    /// Visitors whose sessions the aggregator keeps in memory; 0 = none.
+    session_cache: usize = "BEACON_SESSION_CACHE", "20000", Count { min: 0, max: 100_000_000 },
+        "visitors whose sessions an aggregator keeps in memory instead of reading them back from PostgreSQL (used while it is the only writer of a site's sessions, see ARCHITECTURE.md; about 2 KB of memory each); `0` = none";
+    /// How long the aggregator remembers applied event ids (and keeps sessions) to recognise a
+    /// redelivered or replayed event: the allowed lateness.
+    dedup_window: Duration = "BEACON_DEDUP_WINDOW", "7days", ANY_SPAN,
+        "how long applied event ids and closed visits are kept: a redelivered or replayed event within it changes nothing";
+    /// 15-minute rollup rows of local days older than this are merged into day rows.
+    rollup_fine_retention: Duration = "BEACON_ROLLUP_FINE_RETENTION", "35days", ANY_SPAN,
+        "15-minute rollup rows of older local days are compacted into one row per day (`beacon compact` does it on demand)";
+    /// Raw events older than this are deleted from the archive (TTL index); `None` keeps them.
+    archive_retention: Option<Duration> = "BEACON_ARCHIVE_RETENTION", "forever", SpanOrForever,
+        "raw events older than this are deleted from MongoDB (TTL index), e.g. `400days`";
+    /// Time a client has to send a request's head to the collector or the API.
+    http_header_timeout: Duration = "BEACON_HTTP_HEADER_TIMEOUT", "10s", TIMEOUT,
+        "time a client has to send a request's head to the collector, the API or an admin listener; a slower one (one byte every few seconds) is disconnected";
+    /// Time a whole request may take (a slower one is answered 408).
+    http_request_timeout: Duration = "BEACON_HTTP_REQUEST_TIMEOUT", "30s", TIMEOUT,
+        "time a whole request may take, body included; a slower one is answered `408`";
+    /// Connections one HTTP listener keeps open at once.
+    http_max_connections: usize = "BEACON_HTTP_MAX_CONNECTIONS", "10000", Count { min: 1, max: 10_000_000 },
+        "connections the collector's and the API's listener each keep open at once; more wait in the listen backlog";
+    /// Time to connect to PostgreSQL and to wait for a pooled connection.
+    postgres_timeout: Duration = "BEACON_POSTGRES_TIMEOUT", "10s", TIMEOUT,
+        "time to connect to PostgreSQL and to wait for a free pooled connection";
+    /// Longest one PostgreSQL statement of a service may run.
+    postgres_statement_timeout: Duration = "BEACON_POSTGRES_STATEMENT_TIMEOUT", "60s", TIMEOUT,
+        "`statement_timeout` of the services' PostgreSQL sessions (migrations are not bound)";
+    /// Longest one Redis command may take.
+    redis_timeout: Duration = "BEACON_REDIS_TIMEOUT", "2s", TIMEOUT,
+        "longest one Redis command may take, also while reconnecting: while Redis is away the aggregator keeps counting (live counters skipped), the API answers statistics with `realtime_visitors` and `live` as `null`";
+    /// Time to connect to MongoDB and to find a server for a write.
+    mongo_timeout: Duration = "BEACON_MONGO_TIMEOUT", "10s", TIMEOUT,
+        "time to connect to MongoDB and to find a server for a write (a URL's own `connectTimeoutMS` / `serverSelectionTimeoutMS` win)";
+    /// Time to connect to NATS, for a JetStream request, and for a publish's ack.
+    nats_timeout: Duration = "BEACON_NATS_TIMEOUT", "5s", TIMEOUT,
+        "time to connect to NATS, for a JetStream request, and for a publish's ack (past it the collector sends again with the same id, for up to half `BEACON_HTTP_REQUEST_TIMEOUT`)";
+    log_format: LogFormat = "BEACON_LOG_FORMAT", "text", LogFormats,
+        "`text` or `json`";
 }
 
 impl Config {
+    /// Every variable at its declared default (tests and benchmarks start from it).
+    pub fn defaults() -> Self {
+        #[allow(clippy::expect_used)]
+        Self::from_lookup(|_| None).expect("the declared defaults are valid (a test checks)")
+    }
+
+    /// The consumers' pull, batch and retry policy.
+    pub fn consumer_policy(&self) -> beacon_jetstream::ConsumerPolicy {
+        beacon_jetstream::ConsumerPolicy::new(
+            self.consumer_batch,
+            self.consumer_concurrency,
+            self.consumer_ack_wait,
+            self.consumer_max_deliver,
+            self.consumer_max_ack_pending,
+        )
+    }
+
+    /// The events stream's retention and de-duplication.
+    pub fn stream_settings(&self) -> beacon_jetstream::StreamSettings {
+        beacon_jetstream::StreamSettings {
+            max_age: self.stream_max_age,
+            duplicate_window: self.stream_duplicate_window,
+            replicas: 1,
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
-
-    /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).unwrap_or_else(|| default_of(name).to_string());
-        Ok(Config {
-            nats_url: url(&get, "BEACON_NATS_URL", &["nats", "tls", "ws", "wss"])?,
-            postgres_url: url(&get, "BEACON_POSTGRES_URL", &["postgres", "postgresql"])?,
-            mongo_url: url(&get, "BEACON_MONGO_URL", &["mongodb", "mongodb+srv"])?,
-            redis_url: url(&get, "BEACON_REDIS_URL", &["redis", "rediss"])?,
-            collector_addr: addr(&get, "BEACON_COLLECTOR_ADDR")?,
-            api_addr: addr(&get, "BEACON_API_ADDR")?,
-            admin_addr: addr(&get, "BEACON_ADMIN_ADDR")?,
-            trusted_proxies: proxies(&get("BEACON_TRUSTED_PROXIES"))?,
-            namespace: namespace(&get("BEACON_NAMESPACE"))?,
-            stream_max_age: duration(&get, "BEACON_STREAM_MAX_AGE")?,
-            stream_duplicate_window: match duration(&get, "BEACON_STREAM_DUPLICATE_WINDOW")? {
-                // JetStream would read 0 as its own default of 2 minutes.
-                Duration::ZERO => {
-                    return Err(err(
-                        "BEACON_STREAM_DUPLICATE_WINDOW",
-                        "must be longer than 0 (JetStream reads 0 as 2 minutes)",
-                    ));
-                }
-                window => window,
-            },
-            rate_limit: u32::try_from(number(&get, "BEACON_RATE_LIMIT", 0, 1_000_000)?)
-                .unwrap_or(50),
-            max_in_flight: u32::try_from(number(&get, "BEACON_MAX_IN_FLIGHT", 1, 10_000_000)?)
-                .unwrap_or(20_000),
-            geoip_db: geoip(&get("BEACON_GEOIP_DB"))?,
-            consumer_ack_wait: duration(&get, "BEACON_CONSUMER_ACK_WAIT")?,
-            consumer_max_deliver: number(&get, "BEACON_CONSUMER_MAX_DELIVER", 1, 1_000)?,
-            consumer_max_ack_pending: number(
-                &get,
-                "BEACON_CONSUMER_MAX_ACK_PENDING",
-                1,
-                1_000_000,
-            )?,
-            consumer_batch: usize::try_from(number(&get, "BEACON_CONSUMER_BATCH", 1, 10_000)?)
-                .unwrap_or(4000),
-            consumer_concurrency: usize::try_from(number(
-                &get,
-                "BEACON_CONSUMER_CONCURRENCY",
-                1,
-                16,
-            )?)
-            .unwrap_or(2),
-            archive_retention: match get("BEACON_ARCHIVE_RETENTION").as_str() {
-                "forever" | "" => None,
-                _ => Some(duration(&get, "BEACON_ARCHIVE_RETENTION")?),
-            },
-            session_close_after: duration(&get, "BEACON_SESSION_CLOSE_AFTER")?,
-            session_cache: usize::try_from(number(&get, "BEACON_SESSION_CACHE", 0, 100_000_000)?)
-                .unwrap_or(20_000),
-            dedup_window: duration(&get, "BEACON_DEDUP_WINDOW")?,
-            rollup_fine_retention: duration(&get, "BEACON_ROLLUP_FINE_RETENTION")?,
-            http_header_timeout: positive(&get, "BEACON_HTTP_HEADER_TIMEOUT")?,
-            http_request_timeout: positive(&get, "BEACON_HTTP_REQUEST_TIMEOUT")?,
-            http_max_connections: usize::try_from(number(
-                &get,
-                "BEACON_HTTP_MAX_CONNECTIONS",
-                1,
-                10_000_000,
-            )?)
-            .unwrap_or(10_000),
-            postgres_timeout: positive(&get, "BEACON_POSTGRES_TIMEOUT")?,
-            postgres_statement_timeout: positive(&get, "BEACON_POSTGRES_STATEMENT_TIMEOUT")?,
-            redis_timeout: positive(&get, "BEACON_REDIS_TIMEOUT")?,
-            mongo_timeout: positive(&get, "BEACON_MONGO_TIMEOUT")?,
-            nats_timeout: positive(&get, "BEACON_NATS_TIMEOUT")?,
-            log_format: match get("BEACON_LOG_FORMAT").as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => {
-                    return Err(err(
-                        "BEACON_LOG_FORMAT",
-                        format!("'{other}' is neither 'text' nor 'json'"),
-                    ));
-                }
-            },
-        })
-    }
 }
 
-fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
-}
-
-fn url(
-    get: &impl Fn(&'static str) -> String,
-    variable: &'static str,
-    schemes: &[&str],
-) -> Result<String, ConfigError> {
-    let value = get(variable);
-    let scheme = value.split_once("://").map(|(s, _)| s).unwrap_or("");
-    if schemes.contains(&scheme) {
-        Ok(value)
-    } else {
-        Err(err(
-            variable,
-            format!(
-                "'{value}' is not a URL with a scheme of {}",
-                schemes.join(", ")
-            ),
-        ))
-    }
-}
-
-fn addr(
-    get: &impl Fn(&'static str) -> String,
-    variable: &'static str,
-) -> Result<SocketAddr, ConfigError> {
-    let value = get(variable);
-    value.parse().map_err(|_| {
-        err(
-            variable,
-            format!("'{value}' is not an address like 127.0.0.1:8080"),
-        )
-    })
-}
-
-/// A timeout: longer than zero (zero would refuse everything, or mean "none") and at most a
-/// day (PostgreSQL takes a statement timeout of at most 24.8 days in milliseconds, and a longer
-/// wait is no bound).
-fn positive(
-    get: &impl Fn(&'static str) -> String,
-    variable: &'static str,
-) -> Result<Duration, ConfigError> {
-    match duration(get, variable)? {
-        Duration::ZERO => Err(err(variable, "must be longer than 0")),
-        d if d > MAX_TIMEOUT => Err(err(variable, "must be at most 1day")),
-        d => Ok(d),
-    }
-}
-
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-fn duration(
-    get: &impl Fn(&'static str) -> String,
-    variable: &'static str,
-) -> Result<Duration, ConfigError> {
-    let value = get(variable);
-    humantime::parse_duration(&value).map_err(|e| {
-        err(
-            variable,
-            format!("'{value}' is not a duration like 30days: {e}"),
-        )
-    })
-}
-
-fn number(
-    get: &impl Fn(&'static str) -> String,
-    variable: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    let value = get(variable);
-    match value.trim().parse::<i64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(err(
-            variable,
-            format!("'{value}' is not a whole number from {min} to {max}"),
-        )),
-    }
-}
-
-fn geoip(value: &str) -> Result<Option<std::path::PathBuf>, ConfigError> {
-    if value.trim().is_empty() {
-        return Ok(None);
-    }
-    let path = std::path::PathBuf::from(value.trim());
-    if path.is_file() {
-        Ok(Some(path))
-    } else {
-        Err(err(
-            "BEACON_GEOIP_DB",
-            format!("'{value}' is not a readable file"),
-        ))
-    }
-}
-
-fn proxies(value: &str) -> Result<Vec<IpNet>, ConfigError> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    err(
-                        "BEACON_TRUSTED_PROXIES",
-                        format!("'{item}' is not an IP address or CIDR"),
-                    )
-                })
+/// `name=value` of every variable as `lookup` sees it, with passwords in URLs masked, and
+/// `(default)` after those not set.
+pub fn effective(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    SETTINGS
+        .iter()
+        .map(|s| match lookup(s.name) {
+            Some(value) if s.secret => format!("{}={}", s.name, mask_password(&value)),
+            Some(value) => format!("{}={value}", s.name),
+            None => format!("{}={}  (default)", s.name, s.default),
         })
         .collect()
 }
 
-fn namespace(value: &str) -> Result<String, ConfigError> {
-    let ok = !value.is_empty()
-        && value.len() <= 40
-        && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(err(
-            "BEACON_NAMESPACE",
-            format!(
-                "'{value}' must be 1-40 characters: a lower-case letter, then lower-case letters, digits or '_'"
-            ),
-        ))
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
     }
+}
+
+/// The variables as plain text, for `beacon --help`.
+pub fn help_text() -> String {
+    let mut out =
+        String::from("Environment (each BEACON_* variable, its default, what it takes):\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "empty"
+        } else {
+            s.default
+        };
+        out += &format!(
+            "  {}  [default: {default}; {}]\n      {}\n",
+            s.name,
+            (s.takes)(),
+            s.help.replace('`', "")
+        );
+    }
+    out
+}
+
+/// The variables as the README's Markdown table.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | takes | meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "empty".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out += &format!(
+            "| `{}` | {default} | {} | {} |\n",
+            s.name,
+            (s.takes)(),
+            s.help
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -556,6 +349,68 @@ mod tests {
         assert!(
             config.trusted_proxies[1]
                 .contains(&"192.168.1.1".parse::<std::net::IpAddr>().expect("ip"))
+        );
+    }
+
+    #[test]
+    fn the_readme_table_is_the_declaration() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let begin = readme
+            .find("<!-- settings: generated")
+            .and_then(|at| readme[at..].find('\n').map(|n| at + n + 1))
+            .expect("the README marks the settings table");
+        let end = readme.find("<!-- settings: end -->").expect("end marker");
+        let expected = markdown_table();
+        if std::env::var_os("BEACON_BLESS").is_some() {
+            let updated = format!("{}{expected}{}", &readme[..begin], &readme[end..]);
+            std::fs::write(&path, updated).expect("write README.md");
+            return;
+        }
+        assert!(
+            readme[begin..end] == expected,
+            "README.md's settings table differs from the declaration in config.rs: \
+             run BEACON_BLESS=1 cargo test -p beacon-runtime"
+        );
+    }
+
+    #[test]
+    fn every_default_is_valid_and_every_setting_documented() {
+        with(&[]).expect("the defaults parse");
+        for s in SETTINGS {
+            assert!(s.name.starts_with("BEACON_"), "{}", s.name);
+            assert!(s.help.len() > 10, "{} has help", s.name);
+            assert!(!(s.takes)().is_empty());
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_masks_passwords() {
+        let lines = effective(|name| {
+            (name == "BEACON_POSTGRES_URL")
+                .then(|| "postgres://beacon:hunter2@db:5432/beacon".to_string())
+        });
+        let pg = lines
+            .iter()
+            .find(|l| l.starts_with("BEACON_POSTGRES_URL="))
+            .expect("listed");
+        assert_eq!(
+            pg,
+            "BEACON_POSTGRES_URL=postgres://beacon:***@db:5432/beacon"
+        );
+        assert!(!lines.join("\n").contains("hunter2"));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "BEACON_NAMESPACE=beacon  (default)")
+        );
+        assert_eq!(
+            mask_password("redis://:s3cret@cache:6379"),
+            "redis://:***@cache:6379"
+        );
+        assert_eq!(
+            mask_password("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+mod config_kinds;
 pub mod consumer;
 pub mod health;
 pub mod http;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use beacon_jetstream::async_nats::jetstream;
-use beacon_jetstream::{ConsumerPolicy, StreamSettings, Topology, ensure_topology};
+use beacon_jetstream::{ConsumerPolicy, Topology, ensure_topology};
 
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -87,9 +87,14 @@ impl Namespace {
     /// Creates the streams and consumers with the given consumer policy.
     pub async fn ensure_topology(&self, policy: &ConsumerPolicy) -> jetstream::Context {
         let js = self.jetstream().await;
-        ensure_topology(&js, &self.topology(), &StreamSettings::default(), policy)
-            .await
-            .expect("ensure topology");
+        ensure_topology(
+            &js,
+            &self.topology(),
+            &beacon_runtime::Config::defaults().stream_settings(),
+            policy,
+        )
+        .await
+        .expect("ensure topology");
         js
     }
 

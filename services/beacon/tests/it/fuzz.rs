@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::Request;
-use beacon_jetstream::{ConsumerPolicy, Publisher};
+use beacon_jetstream::Publisher;
 use beacon_runtime::{AdminState, CancellationToken, Health};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -89,7 +89,8 @@ fn hostile_bodies_get_only_2xx_or_4xx() {
     let ns = Namespace::new("fuzz");
     let router = runtime.block_on(async {
         let client = async_nats::connect(nats_url()).await.expect("NATS");
-        ns.ensure_topology(&ConsumerPolicy::default()).await;
+        ns.ensure_topology(&beacon_runtime::Config::defaults().consumer_policy())
+            .await;
         let pool = ns.pg().await;
         beacon_store::sites::add(&pool, "example.com", chrono_tz::Tz::UTC, None)
             .await
