@@ -116,15 +116,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gives_up_after_max_elapsed() {
+    async fn retries_until_max_elapsed_then_gives_up() {
+        let calls = AtomicU32::new(0);
         let policy = RetryPolicy {
             initial: Duration::from_millis(5),
             max_interval: Duration::from_millis(5),
-            max_elapsed: Some(Duration::from_millis(30)),
+            max_elapsed: Some(Duration::from_millis(60)),
         };
-        let result: Result<(), String> =
-            retry("test", policy, || async { Err("down".to_string()) }).await;
-        assert_eq!(result, Err("down".to_string()));
+        let started = std::time::Instant::now();
+        let result: Result<(), String> = retry("test", policy, || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { Err(format!("down {n}")) }
+        })
+        .await;
+        let calls = calls.load(Ordering::SeqCst);
+        // The last error comes back, after several attempts spread over the allowed time.
+        assert_eq!(result, Err(format!("down {}", calls - 1)));
+        assert!(calls >= 3, "only {calls} attempts");
+        assert!(started.elapsed() >= Duration::from_millis(50));
     }
 
     #[tokio::test]

@@ -44,12 +44,20 @@ async fn kill_while_flowing(copies: usize, rounds: usize, label: &str) {
     let pool = ns.pg().await;
     let topology = ns.topology();
     let publishing =
-        tokio::spawn(async move { publish_events(&topology, "a.com", 4000, Some(800)).await });
+        tokio::spawn(async move { publish_events(&topology, "a.com", 8000, Some(800)).await });
     for round in 0..rounds {
+        let before = rollup_total(&pool).await;
         let mut running: Vec<Beacon> = (0..copies)
             .map(|_| Beacon::spawn(&env, &["aggregator"]))
             .collect();
-        tokio::time::sleep(Duration::from_millis(900 + 500 * (round as u64 % 3))).await;
+        // Killed only once they have counted something: a kill mid-work, not before the start.
+        crate::common::eventually(
+            "the aggregators of this round to count something",
+            Duration::from_secs(30),
+            || async { (rollup_total(&pool).await > before).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100 + 200 * (round as u64 % 3))).await;
         for p in running.iter_mut() {
             p.assert_running();
             p.kill();

@@ -105,14 +105,23 @@ async fn sigterm_mid_batch_acks_only_what_was_written() {
 
 async fn kill_loop(
     env: &std::collections::HashMap<String, String>,
+    archive: &beacon_store::Archive,
     copies: usize,
     rounds: usize,
 ) -> Vec<Beacon> {
     for round in 0..rounds {
+        let before = count(archive).await;
         let mut running: Vec<Beacon> = (0..copies)
             .map(|_| Beacon::spawn(env, &["archiver"]))
             .collect();
-        tokio::time::sleep(Duration::from_millis(1200 + 400 * (round as u64 % 3))).await;
+        // Killed only once they have archived something: a kill mid-work, not before the start.
+        crate::common::eventually(
+            "the archivers of this round to archive something",
+            Duration::from_secs(30),
+            || async { (count(archive).await > before).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100 + 150 * (round as u64 % 3))).await;
         for p in running.iter_mut() {
             p.assert_running();
         }
@@ -126,7 +135,7 @@ async fn kill_loop(
         .collect()
 }
 
-/// Publishes 3000 events at 600/s while `copies` archivers are killed `rounds` times, then checks
+/// Publishes 6000 events at 600/s while `copies` archivers are killed `rounds` times, then checks
 /// the survivors archive every event exactly once.
 async fn archive_while_killing(label: &str, copies: usize, rounds: usize) {
     let ns = Namespace::new(label);
@@ -135,8 +144,8 @@ async fn archive_while_killing(label: &str, copies: usize, rounds: usize) {
     let archive = ns.archive().await;
     let topology = ns.topology();
     let publishing =
-        tokio::spawn(async move { publish_events(&topology, "a.com", 3000, Some(600)).await });
-    let mut survivors = kill_loop(&env, copies, rounds).await;
+        tokio::spawn(async move { publish_events(&topology, "a.com", 6000, Some(600)).await });
+    let mut survivors = kill_loop(&env, &archive, copies, rounds).await;
     let ids = publishing.await.expect("publisher");
     wait_for_all(&archive, ids.len(), &mut survivors).await;
     assert_exactly(ids, archived_ids(&archive).await, count(&archive).await);

@@ -100,10 +100,12 @@ async fn serve_pages(pages: Vec<(&'static str, String)>) -> u16 {
     port
 }
 
-async fn start_collector(ns: &Namespace, http: &reqwest::Client) -> (u16, Beacon) {
+/// The collector's port, its admin listener's port (`/metrics`), and the process.
+async fn start_collector(ns: &Namespace, http: &reqwest::Client) -> (u16, u16, Beacon) {
     let mut env = ns.env();
-    let port = free_port();
+    let (port, admin) = (free_port(), free_port());
     env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{port}"));
+    env.insert("BEACON_ADMIN_ADDR".into(), format!("127.0.0.1:{admin}"));
     beacon_ok(&env, &["migrate"]);
     beacon_ok(&env, &["site", "add", "example.com"]);
     let mut process = Beacon::spawn(&env, &["collector"]);
@@ -114,7 +116,7 @@ async fn start_collector(ns: &Namespace, http: &reqwest::Client) -> (u16, Beacon
         Duration::from_secs(60),
     )
     .await;
-    (port, process)
+    (port, admin, process)
 }
 
 async fn wait_for_events(ns: &Namespace, at_least: usize) -> Vec<Event> {
@@ -137,7 +139,7 @@ async fn wait_for_events(ns: &Namespace, at_least: usize) -> Vec<Event> {
 async fn beacon_tracker_records_pageviews_spa_navigation_and_custom_events() {
     let ns = Namespace::new("browser_beacon");
     let http = reqwest::Client::new();
-    let (collector, _process) = start_collector(&ns, &http).await;
+    let (collector, _admin, _process) = start_collector(&ns, &http).await;
     let page = format!(
         r#"<!doctype html><html><head>
 <script>window.beacon = window.beacon || function () {{ (window.beacon.q = window.beacon.q || []).push(arguments) }}</script>
@@ -174,7 +176,7 @@ setTimeout(function () {{ beacon("Signup", {{ props: {{ plan: "pro" }} }}); }}, 
 async fn headless_chromium_announcing_itself_is_dropped_as_a_bot() {
     let ns = Namespace::new("browser_headless");
     let http = reqwest::Client::new();
-    let (collector, _process) = start_collector(&ns, &http).await;
+    let (collector, admin, _process) = start_collector(&ns, &http).await;
     let page = format!(
         r#"<!doctype html><script defer data-domain="example.com" data-allow-automation src="http://127.0.0.1:{collector}/beacon.js"></script>"#
     );
@@ -184,7 +186,29 @@ async fn headless_chromium_announcing_itself_is_dropped_as_a_bot() {
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
         2000,
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The page view did arrive, and was dropped as a headless browser.
+    eventually(
+        "the collector to count the headless page view as dropped",
+        Duration::from_secs(20),
+        || async {
+            let text = http
+                .get(format!("http://127.0.0.1:{admin}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .any(|l| {
+                    l.starts_with(beacon_metrics::COLLECTOR_DROPPED.name)
+                        && l.contains(r#"reason="headless""#)
+                        && !l.ends_with(" 0")
+                })
+                .then_some(())
+        },
+    )
+    .await;
     assert!(
         stream_events(&ns).await.is_empty(),
         "HeadlessChrome is not a visitor"
@@ -195,7 +219,7 @@ async fn headless_chromium_announcing_itself_is_dropped_as_a_bot() {
 async fn plausibles_own_tracker_package_works_against_beacon() {
     let ns = Namespace::new("browser_plausible");
     let http = reqwest::Client::new();
-    let (collector, _process) = start_collector(&ns, &http).await;
+    let (collector, _admin, _process) = start_collector(&ns, &http).await;
     let page = format!(
         r#"<!doctype html><html><body><script type="module">
 import {{ init, track }} from "/plausible.js";

@@ -42,7 +42,7 @@ fn fast_policy() -> ConsumerPolicy {
         max_deliver: 3,
         retry_base: Duration::from_millis(700),
         retry_max: Duration::from_secs(2),
-        ..ConsumerPolicy::default()
+        ..beacon_runtime::Config::defaults().consumer_policy()
     }
 }
 
@@ -268,18 +268,21 @@ async fn message_failing_max_deliver_times_is_dead_lettered_with_the_reason() {
             }
         },
     };
+    // Keep consuming after the third failure for longer than any redelivery could take (an ack
+    // wait plus the longest retry delay, twice): a fourth delivery would be seen.
+    let third = std::sync::OnceLock::new();
+    let quiet = (fast_policy().ack_wait + fast_policy().retry_max) * 2;
     h.run_until(&handler, || {
-        handler
+        let failures = handler
             .seen
             .lock()
             .expect("lock")
             .iter()
             .filter(|s| s.0 == "hopeless")
-            .count()
-            >= 3
+            .count();
+        failures >= 3 && third.get_or_init(std::time::Instant::now).elapsed() > quiet
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let dead = h.dead_letters().await;
     assert_eq!(dead.len(), 1, "one dead letter");
     let headers = dead[0].headers.as_ref().expect("headers");
@@ -374,5 +377,5 @@ async fn the_streams_keep_message_ids_for_their_windows() {
     );
     let dead_letters = window(topology.dead_letter_stream()).await;
     assert_eq!(dead_letters, beacon_jetstream::DEAD_LETTER_DUPLICATE_WINDOW);
-    assert!(dead_letters > ConsumerPolicy::default().ack_wait * 2);
+    assert!(dead_letters > beacon_runtime::Config::defaults().consumer_ack_wait * 2);
 }

@@ -36,7 +36,7 @@ struct Owners {
     alice_key: String,
     bob_key: String,
     _process: Beacon,
-    _ns: Namespace,
+    ns: Namespace,
 }
 
 async fn two_owners(http: &reqwest::Client) -> Owners {
@@ -83,7 +83,7 @@ async fn two_owners(http: &reqwest::Client) -> Owners {
         alice_key,
         bob_key,
         _process: process,
-        _ns: ns,
+        ns,
     }
 }
 
@@ -278,6 +278,7 @@ async fn the_dashboard_signs_in_with_a_strict_http_only_cookie_and_refuses_cross
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_answers_follow_new_data() {
+    use fred::prelude::{ClientLike, KeysInterface};
     let http = reqwest::Client::new();
     let o = two_owners(&http).await;
     let pageviews = || async {
@@ -310,10 +311,29 @@ async fn cached_answers_follow_new_data() {
         assert_eq!(status, StatusCode::ACCEPTED);
     };
     assert_eq!(pageviews().await, 0);
+    // The answer is in Redis now; plant a different number in it: the next answer must be the
+    // planted one, which only the cache can give.
+    let redis = beacon_store::live::connect(&crate::common::redis_url())
+        .await
+        .expect("redis");
+    let pattern = format!(
+        "{}*",
+        beacon_store::LiveKeys::new(&o.ns.name).cached("alice.example", 0, "")
+    );
+    let keys: Vec<String> = redis
+        .custom(fred::cmd!("KEYS"), vec![pattern])
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 1, "one cached answer: {keys:?}");
+    let planted = json!({"results": {"pageviews": {"value": 4242}}}).to_string();
+    let _: () = redis
+        .set(&keys[0], planted, None, None, false)
+        .await
+        .expect("plant");
     assert_eq!(
         pageviews().await,
-        0,
-        "the same answer again (from the cache)"
+        4242,
+        "the same query answered from the cache"
     );
     for expected in [1, 2] {
         send().await;

@@ -21,6 +21,23 @@ fn contains_ip(haystack: &[u8]) -> bool {
     haystack.windows(text.len()).any(|w| w == text) || haystack.windows(4).any(|w| w == raw)
 }
 
+/// The raw bytes of every string in a Redis reply.
+fn value_bytes(value: &fred::types::Value, out: &mut Vec<u8>) {
+    use fred::types::Value;
+    match value {
+        Value::Bytes(b) => out.extend_from_slice(b),
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Array(items) => items.iter().for_each(|v| value_bytes(v, out)),
+        Value::Map(map) => {
+            for (k, v) in map.clone().inner() {
+                out.extend_from_slice(k.as_bytes());
+                value_bytes(&v, out);
+            }
+        }
+        other => out.extend_from_slice(format!("{other:?}").as_bytes()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_raw_ip_anywhere() {
     let ns = Namespace::new("privacy");
@@ -138,13 +155,33 @@ async fn no_raw_ip_anywhere() {
     assert!(!keys.is_empty(), "the live counter exists");
     for key in keys {
         assert!(!contains_ip(key.as_bytes()), "IP in a Redis key");
-        let members: Vec<String> = redis
-            .zrange(&key, 0, -1, None, false, None, false)
+        // Every value, whatever its type; an error fails the test rather than hiding a value.
+        let kind: String = redis
+            .custom(fred::cmd!("TYPE"), vec![key.clone()])
             .await
-            .unwrap_or_default();
-        for member in members {
-            assert!(!contains_ip(member.as_bytes()), "IP in Redis {key}");
-        }
+            .expect("type");
+        let (command, args): (&'static str, Vec<String>) = match kind.as_str() {
+            "string" => ("GET", vec![key.clone()]),
+            "zset" => (
+                "ZRANGE",
+                vec![key.clone(), "0".into(), "-1".into(), "WITHSCORES".into()],
+            ),
+            "hash" => ("HGETALL", vec![key.clone()]),
+            "set" => ("SMEMBERS", vec![key.clone()]),
+            "list" => ("LRANGE", vec![key.clone(), "0".into(), "-1".into()]),
+            other => panic!("{key} holds a {other}, which this scan cannot read"),
+        };
+        let value: fred::types::Value = redis
+            .custom(
+                fred::types::CustomCommand::new_static(command, None, false),
+                args,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading {key} ({kind}): {e}"));
+        let mut bytes = Vec::new();
+        value_bytes(&value, &mut bytes);
+        assert!(!bytes.is_empty(), "{key} ({kind}) read as empty");
+        assert!(!contains_ip(&bytes), "IP in Redis {key}");
     }
     beacon.terminate();
 }
