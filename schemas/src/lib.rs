@@ -4,6 +4,8 @@
 //! (which encodes) and the consumers (which decode), versioned so that an event written today still
 //! decodes after any later release. Golden fixtures in `tests/fixtures` pin the wire format.
 
+#[cfg(feature = "arbitrary")]
+pub mod arbitrary;
 mod codec;
 mod event;
 pub mod text;

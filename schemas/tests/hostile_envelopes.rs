@@ -4,65 +4,9 @@
 //! 4,096 cases per run; `BEACON_PROPTEST_CASES=N` sets more for a long run
 //! (`bench/results/fuzz.md` has one).
 
-use std::collections::BTreeMap;
-
-use beacon_schemas::{Enrichment, Event, EventId, SCHEMA_VERSION, decode, encode};
+use beacon_schemas::arbitrary::hostile_event as event;
+use beacon_schemas::{Event, decode, encode};
 use proptest::prelude::*;
-
-/// Text from a hostile alphabet: plain letters, multi-byte letters, and control characters,
-/// sometimes long.
-fn hostile_text() -> impl Strategy<Value = String> {
-    let ch = prop_oneof![
-        6 => proptest::char::range('a', 'z'),
-        1 => Just('é'),
-        1 => Just('日'),
-        1 => Just('\u{0}'),
-        1 => Just('\u{1b}'),
-        1 => Just('\u{7f}'),
-        1 => Just('\u{85}'),
-    ];
-    // Long text repeats a short sample (cheap to generate), past the 2,000-byte limits.
-    (
-        proptest::collection::vec(ch, 1..24),
-        prop_oneof![8 => Just(1usize), 1 => 80..200usize],
-    )
-        .prop_map(|(chars, times)| chars.into_iter().collect::<String>().repeat(times))
-}
-
-fn event() -> impl Strategy<Value = Event> {
-    (
-        hostile_text(),
-        hostile_text(),
-        hostile_text(),
-        proptest::collection::btree_map(hostile_text(), hostile_text(), 0..4),
-        proptest::option::of(hostile_text()),
-        proptest::option::of(hostile_text()),
-        prop_oneof![9 => 1..253_402_300_799_999i64, 1 => any::<i64>()],
-    )
-        .prop_map(|(site, name, path, props, utm, referrer, ts)| Event {
-            v: SCHEMA_VERSION,
-            id: EventId::new_at(1_780_000_000_000),
-            site,
-            name,
-            timestamp_ms: ts,
-            received_at_ms: 1_780_000_000_000,
-            url: format!("https://a.com/{path}"),
-            hostname: "a.com".into(),
-            pathname: format!("/{path}"),
-            referrer,
-            props: props.into_iter().collect::<BTreeMap<_, _>>(),
-            visitor_id: 1,
-            interactive: true,
-            enrichment: Enrichment {
-                utm_source: utm,
-                ..Enrichment::default()
-            },
-            previous_visitor_id: None,
-            scroll_depth: None,
-            engagement_ms: None,
-            revenue: None,
-        })
-}
 
 fn every_text(e: &Event) -> Vec<&str> {
     let mut texts = vec![e.site.as_str(), &e.name, &e.url, &e.hostname, &e.pathname];

@@ -16,6 +16,7 @@ mod dataset;
 mod dead_letters;
 mod duplicates;
 mod e2e;
+mod envelope_fuzz;
 mod fuzz;
 mod ground_truth;
 mod hostile_corpus;
