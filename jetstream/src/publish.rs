@@ -142,6 +142,11 @@ impl<'a> Confirmations<'a> {
         }
     }
 
+    /// The events of the batch.
+    pub fn events(&self) -> &[Event] {
+        self.events
+    }
+
     /// Events handed to NATS whose storage was never confirmed: after giving up, these may or
     /// may not be in the stream, and the caller must say so.
     pub fn unconfirmed_sent(&self) -> usize {

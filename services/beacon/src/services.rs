@@ -56,8 +56,8 @@ impl Process {
     fn collector(&self, pool: &Pool, admin: AdminState) -> anyhow::Result<beacon_collector::Deps> {
         let config = &self.config;
         Ok(beacon_collector::Deps {
-            publisher: wiring::publisher(config, &self.client),
-            pool: pool.clone(),
+            sink: std::sync::Arc::new(wiring::publisher(config, &self.client)),
+            records: std::sync::Arc::new(beacon_collector::PostgresRecords(pool.clone())),
             trusted_proxies: config.trusted_proxies.clone(),
             rate_limit: config.rate_limit,
             max_in_flight: config.max_in_flight,

@@ -5,9 +5,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use beacon_pipeline::visitor::Salt;
-use beacon_store::{Pool, StoreError, salts, sites};
+use beacon_store::StoreError;
 use chrono::NaiveDate;
 use tokio::sync::Mutex;
+
+use crate::seams::Records;
 
 /// How long a site list is trusted; a known site past it is still answered from the list while
 /// a fresh one is read in the background, so no request waits for the periodic re-read.
@@ -16,13 +18,13 @@ const FRESH_FOR: Duration = Duration::from_secs(30);
 /// seen quickly, and a flood of unknown domains cannot hammer PostgreSQL.
 const MISS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
-/// The registered sites, as last read from PostgreSQL.
+/// The registered sites, as last read.
 pub struct SiteDirectory {
     inner: Arc<Sites>,
 }
 
 struct Sites {
-    pool: Pool,
+    records: Arc<dyn Records>,
     fresh_for: Duration,
     miss_reload_every: Duration,
     snapshot: RwLock<Option<Snapshot>>,
@@ -46,14 +48,18 @@ enum Lookup {
 }
 
 impl SiteDirectory {
-    pub fn new(pool: Pool) -> Self {
-        Self::with_timings(pool, FRESH_FOR, MISS_RELOAD_EVERY)
+    pub fn new(records: Arc<dyn Records>) -> Self {
+        Self::with_timings(records, FRESH_FOR, MISS_RELOAD_EVERY)
     }
 
-    fn with_timings(pool: Pool, fresh_for: Duration, miss_reload_every: Duration) -> Self {
+    fn with_timings(
+        records: Arc<dyn Records>,
+        fresh_for: Duration,
+        miss_reload_every: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Sites {
-                pool,
+                records,
                 fresh_for,
                 miss_reload_every,
                 snapshot: RwLock::new(None),
@@ -76,7 +82,12 @@ impl SiteDirectory {
                     return Ok(known);
                 }
                 self.inner.read().await?;
-                Ok(matches!(self.inner.lookup(domain), Lookup::Answer(true)))
+                // Known in the list just read (which may already count as stale when the
+                // freshness is very short).
+                Ok(matches!(
+                    self.inner.lookup(domain),
+                    Lookup::Answer(true) | Lookup::KnownButStale
+                ))
             }
         }
     }
@@ -123,12 +134,12 @@ impl Sites {
 
     /// Reads the list; on failure keeps the last one, and notes the attempt.
     async fn read(&self) -> Result<(), StoreError> {
-        let result = sites::list(&self.pool).await;
+        let result = self.records.site_domains().await;
         let mut guard = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
         let attempted_at = Instant::now();
         match result {
             Ok(list) => {
-                let domains = list.into_iter().map(|site| site.domain).collect();
+                let domains = list.into_iter().collect();
                 *guard = Some(Snapshot {
                     domains,
                     attempted_at,
@@ -152,17 +163,17 @@ pub struct DaySalts {
     pub yesterday: Option<Salt>,
 }
 
-/// Today's visitor-hash salts, read from PostgreSQL once per day per process.
+/// Today's visitor-hash salts, read once per day per process.
 pub struct SaltCache {
-    pool: Pool,
+    records: Arc<dyn Records>,
     current: RwLock<Option<(NaiveDate, DaySalts)>>,
     refresh: Mutex<()>,
 }
 
 impl SaltCache {
-    pub fn new(pool: Pool) -> Self {
+    pub fn new(records: Arc<dyn Records>) -> Self {
         Self {
-            pool,
+            records,
             current: RwLock::new(None),
             refresh: Mutex::new(()),
         }
@@ -183,9 +194,9 @@ impl SaltCache {
         if let Some(salts) = self.cached(day) {
             return Ok(salts);
         }
-        let today = salts::salt_for(&self.pool, day).await?;
+        let today = self.records.salt_for(day).await?;
         let yesterday = match day.pred_opt() {
-            Some(previous) => salts::existing_salt(&self.pool, previous).await?,
+            Some(previous) => self.records.existing_salt(previous).await?,
             None => None,
         };
         let salts = DaySalts { today, yesterday };
@@ -197,37 +208,29 @@ impl SaltCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::FakeRecords;
 
-    async fn add_site(pool: &Pool, domain: &str) {
-        let client = pool.get().await.expect("connection");
-        client
-            .execute(
-                "INSERT INTO sites (domain, timezone) VALUES ($1, 'UTC')",
-                &[&domain],
-            )
-            .await
-            .expect("add site");
-    }
-
-    /// The periodic re-read must not hold requests: while PostgreSQL cannot answer it (the table
-    /// is locked), a known site is still answered at once from the last list.
+    /// The periodic re-read must not hold requests: while the database cannot answer it, a known
+    /// site is still answered at once from the last list.
     #[tokio::test]
     async fn a_known_site_past_its_freshness_is_answered_at_once_and_re_read_in_the_background() {
-        let (pool, schema) = beacon_store::test_schema::migrated("site_directory_stale", 3).await;
-        add_site(&pool, "kept.example").await;
-        add_site(&pool, "removed.example").await;
+        let records = Arc::new(FakeRecords::with_sites(&[
+            "kept.example",
+            "removed.example",
+        ]));
         let directory = SiteDirectory::with_timings(
-            pool.clone(),
+            records.clone(),
             Duration::from_millis(200),
             Duration::from_millis(50),
         );
         assert!(directory.contains("removed.example").await.expect("read"));
 
-        let mut locker = pool.get().await.expect("connection");
-        let lock = locker.transaction().await.expect("begin");
-        lock.batch_execute("DELETE FROM sites WHERE domain = 'removed.example'; LOCK TABLE sites IN ACCESS EXCLUSIVE MODE")
-            .await
-            .expect("lock");
+        let closed = records.gate.write().await;
+        records
+            .sites
+            .lock()
+            .expect("sites")
+            .retain(|s| s != "removed.example");
         tokio::time::sleep(Duration::from_millis(250)).await;
         for domain in ["kept.example", "removed.example"] {
             let answer =
@@ -236,8 +239,7 @@ mod tests {
                     .expect("a known site waited for the re-read of the list");
             assert!(answer.expect("answer"), "{domain} is in the last list");
         }
-        lock.commit().await.expect("commit");
-        drop(locker);
+        drop(closed);
 
         // Once the background read gets through, the removed site is gone and the kept one stays.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -246,26 +248,48 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(directory.contains("kept.example").await.expect("read"));
-        beacon_store::test_schema::drop(&pool, &schema).await;
     }
 
     #[tokio::test]
     async fn a_site_added_is_seen_once_the_miss_window_has_passed() {
-        let (pool, schema) = beacon_store::test_schema::migrated("site_directory_miss", 2).await;
-        add_site(&pool, "first.example").await;
+        let records = Arc::new(FakeRecords::with_sites(&["first.example"]));
         let directory = SiteDirectory::with_timings(
-            pool.clone(),
+            records.clone(),
             Duration::from_secs(60),
             Duration::from_millis(100),
         );
         assert!(!directory.contains("new.example").await.expect("read"));
-        add_site(&pool, "new.example").await;
+        records
+            .sites
+            .lock()
+            .expect("sites")
+            .push("new.example".into());
         // Within the window the last list answers (no read per unknown domain)…
         assert!(!directory.contains("new.example").await.expect("read"));
         // …after it, an unknown domain reads the list again and finds the new site.
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(directory.contains("new.example").await.expect("read"));
         assert!(directory.contains("first.example").await.expect("read"));
-        beacon_store::test_schema::drop(&pool, &schema).await;
+    }
+
+    #[tokio::test]
+    async fn the_last_list_answers_while_the_database_is_down() {
+        let records = Arc::new(FakeRecords::with_sites(&["a.example"]));
+        let directory =
+            SiteDirectory::with_timings(records.clone(), Duration::ZERO, Duration::ZERO);
+        assert!(directory.contains("a.example").await.expect("read"));
+        records
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            directory
+                .contains("a.example")
+                .await
+                .expect("known: answered from the list")
+        );
+        assert!(
+            directory.contains("other.example").await.is_err(),
+            "unknown: the error shows"
+        );
     }
 }

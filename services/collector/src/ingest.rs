@@ -148,7 +148,7 @@ pub async fn ingest(
         metrics::counter!(beacon_metrics::COLLECTOR_OVERLOADED.name).increment(1);
         ApiError::unavailable("collector is at capacity; retry later")
     })?;
-    if !state.publisher.is_connected() {
+    if !state.sink.is_connected() {
         return Err(ApiError::unavailable(
             "event stream unavailable; retry later",
         ));
@@ -227,7 +227,7 @@ pub async fn ingest(
         "publishing events",
         policy,
         PublishError::is_retryable,
-        || state.publisher.confirm(&batch),
+        || state.sink.confirm(&batch),
     )
     .await;
     if let Err(e) = confirmed {

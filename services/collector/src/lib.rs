@@ -4,11 +4,16 @@
 mod assets;
 mod client_ip;
 mod directory;
+#[cfg(test)]
+mod edge_tests;
 mod error;
+#[cfg(test)]
+mod fakes;
 mod geo;
 mod ingest;
 mod plausible;
 mod request;
+mod seams;
 mod tokens;
 mod track;
 mod user_agents;
@@ -21,10 +26,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
-use beacon_jetstream::Publisher;
 use beacon_runtime::admin::public_health_router;
 use beacon_runtime::{AdminState, CancellationToken, HttpLimits};
-use beacon_store::Pool;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
@@ -32,6 +35,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub use client_ip::client_ip;
 pub use geo::GeoIp;
+pub use seams::{EventSink, PostgresRecords, Records};
 
 /// Largest accepted request body of a single event.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -40,8 +44,10 @@ pub const MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the collector needs from the outside world.
 pub struct Deps {
-    pub publisher: Publisher,
-    pub pool: Pool,
+    /// Where accepted events go (JetStream's [`beacon_jetstream::Publisher`] in production).
+    pub sink: Arc<dyn EventSink>,
+    /// Sites, salts and ingest tokens ([`PostgresRecords`] in production).
+    pub records: Arc<dyn Records>,
     pub trusted_proxies: Vec<IpNet>,
     /// Requests per second per client address; 0 = unlimited.
     pub rate_limit: u32,
@@ -54,7 +60,7 @@ pub struct Deps {
 }
 
 pub(crate) struct AppState {
-    publisher: Publisher,
+    sink: Arc<dyn EventSink>,
     sites: directory::SiteDirectory,
     tokens: tokens::IngestTokens,
     salts: directory::SaltCache,
@@ -80,10 +86,10 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
         RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
     });
     let state = Arc::new(AppState {
-        publisher: deps.publisher,
-        sites: directory::SiteDirectory::new(deps.pool.clone()),
-        tokens: tokens::IngestTokens::new(deps.pool.clone()),
-        salts: directory::SaltCache::new(deps.pool),
+        sink: deps.sink,
+        sites: directory::SiteDirectory::new(deps.records.clone()),
+        tokens: tokens::IngestTokens::new(deps.records.clone()),
+        salts: directory::SaltCache::new(deps.records),
         trusted_proxies: deps.trusted_proxies,
         rate_limiter,
         in_flight: tokio::sync::Semaphore::new(deps.max_in_flight as usize),

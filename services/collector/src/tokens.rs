@@ -4,13 +4,14 @@
 //! create --site DOMAIN`), and only for that site's events. Verdicts are cached for a minute, so
 //! a server-side sender costs one PostgreSQL lookup a minute, not one a request.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
-use beacon_store::Pool;
 use quick_cache::sync::Cache;
 
 use crate::error::ApiError;
+use crate::seams::Records;
 
 /// How long a token's verdict (valid for a site, or not valid) is believed.
 const VERDICT_TTL: Duration = Duration::from_secs(60);
@@ -21,14 +22,14 @@ const CACHED_TOKENS: usize = 1_000;
 pub const SERVER_SIDE_FIELDS: [&str; 4] = ["id", "timestamp", "ip", "user_agent"];
 
 pub struct IngestTokens {
-    pool: Pool,
+    records: Arc<dyn Records>,
     verdicts: Cache<String, (Option<String>, Instant)>,
 }
 
 impl IngestTokens {
-    pub fn new(pool: Pool) -> Self {
+    pub fn new(records: Arc<dyn Records>) -> Self {
         Self {
-            pool,
+            records,
             verdicts: Cache::new(CACHED_TOKENS),
         }
     }
@@ -54,12 +55,10 @@ impl IngestTokens {
         {
             return valid(verdict);
         }
-        let verdict = beacon_store::ingest_tokens::site_for_token(&self.pool, token)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot check an ingest token");
-                ApiError::unavailable("token check unavailable; retry later")
-            })?;
+        let verdict = self.records.site_for_token(token).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot check an ingest token");
+            ApiError::unavailable("token check unavailable; retry later")
+        })?;
         self.verdicts
             .insert(token.to_owned(), (verdict.clone(), Instant::now()));
         valid(verdict)
@@ -93,9 +92,13 @@ pub fn forbidden(field: &str, message: String) -> ApiError {
 mod tests {
     use super::*;
 
-    /// A pool whose server does not exist: a lookup through it answers 503, not 401.
-    fn unreachable_pool() -> Pool {
-        beacon_store::postgres::pool("postgres://nobody@127.0.0.1:1/none", "t", 1).expect("pool")
+    /// Records that cannot be read: a lookup through them answers 503, not 401.
+    fn unreachable() -> Arc<dyn Records> {
+        let records = crate::fakes::FakeRecords::default();
+        records
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Arc::new(records)
     }
 
     fn bearer(token: &str) -> HeaderMap {
@@ -109,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn hostile_credentials_are_refused_without_a_lookup() {
-        let tokens = IngestTokens::new(unreachable_pool());
+        let tokens = IngestTokens::new(unreachable());
         assert_eq!(tokens.site_of(&HeaderMap::new()).await.ok(), Some(None));
         let huge = format!("bit_{}", "a".repeat(10_000));
         for headers in [bearer(&huge), bearer("bit_x").clone(), {

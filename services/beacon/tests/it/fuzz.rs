@@ -96,8 +96,12 @@ fn hostile_bodies_get_only_2xx_or_4xx() {
             .await
             .expect("site");
         let deps = beacon_collector::Deps {
-            publisher: Publisher::new(client, ns.topology(), Duration::from_secs(5)),
-            pool,
+            sink: std::sync::Arc::new(Publisher::new(
+                client,
+                ns.topology(),
+                Duration::from_secs(5),
+            )),
+            records: std::sync::Arc::new(beacon_collector::PostgresRecords(pool)),
             trusted_proxies: vec![],
             rate_limit: 0,
             max_in_flight: 10_000,
