@@ -25,9 +25,9 @@ use crate::policy::ConsumerPolicy;
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     #[error("cannot start pulling: {0}")]
-    Start(String),
+    Start(#[source] async_nats::jetstream::consumer::StreamError),
     #[error("message stream failed: {0}")]
-    Stream(String),
+    Stream(#[source] async_nats::jetstream::consumer::pull::MessagesError),
     #[error("message stream ended")]
     Ended,
 }
@@ -49,7 +49,7 @@ pub async fn run_consumer<H: BatchHandler>(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(|e| ConsumeError::Start(e.to_string()))?;
+        .map_err(ConsumeError::Start)?;
     let concurrency = policy.concurrency.max(1);
     let mut batch = Vec::with_capacity(policy.max_batch);
     // Batches being handled; each yields itself and its decisions.
@@ -86,7 +86,7 @@ pub async fn run_consumer<H: BatchHandler>(
             None => break Err(ConsumeError::Ended),
             Some(Err(e)) => {
                 if is_terminal(&e) {
-                    break Err(ConsumeError::Stream(e.to_string()));
+                    break Err(ConsumeError::Stream(e));
                 }
                 tracing::warn!(consumer = name, error = %e, "transient pull error");
                 continue;

@@ -63,8 +63,8 @@ impl DeadLetterer {
                 delivery.payload().to_vec().into(),
             )
             .await
-            .map_err(|e| PublishError::Send(e.to_string()))?;
-        ack.await.map_err(|e| PublishError::Ack(e.to_string()))?;
+            .map_err(PublishError::Send)?;
+        ack.await.map_err(PublishError::Ack)?;
         metrics::counter!(beacon_metrics::DEAD_LETTERED.name, "consumer" => self.consumer.clone())
             .increment(1);
         Ok(())

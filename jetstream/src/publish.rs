@@ -19,10 +19,10 @@ pub enum PublishError {
     Encode(#[from] CodecError),
     /// The message could not be handed to NATS (disconnected, buffer full).
     #[error("cannot send to JetStream: {0}")]
-    Send(String),
+    Send(#[source] async_nats::jetstream::context::PublishError),
     /// JetStream did not confirm the write (no stream, timeout, storage full).
     #[error("JetStream did not acknowledge: {0}")]
-    Ack(String),
+    Ack(#[source] async_nats::jetstream::context::PublishError),
     /// The connection to NATS is down; nothing was sent.
     #[error("not connected to NATS")]
     Disconnected,
@@ -73,7 +73,7 @@ impl Publisher {
                 payload.into(),
             )
             .await
-            .map_err(|e| PublishError::Send(e.to_string()))
+            .map_err(PublishError::Send)
     }
 
     /// One round of publishing `batch`: sends every event JetStream has not confirmed yet and waits
@@ -99,7 +99,7 @@ impl Publisher {
         for (index, ack) in acks {
             match ack.await {
                 Ok(_) => batch.set(index, Progress::Confirmed),
-                Err(e) => failure = Some(PublishError::Ack(e.to_string())),
+                Err(e) => failure = Some(PublishError::Ack(e)),
             }
         }
         failure.map_or(Ok(()), Err)
@@ -112,7 +112,7 @@ impl Publisher {
             .send(event)
             .await?
             .await
-            .map_err(|e| PublishError::Ack(e.to_string()))?;
+            .map_err(PublishError::Ack)?;
         Ok(ack.sequence)
     }
 }
