@@ -218,18 +218,25 @@ pub async fn ingest(
     // whose ack does not come are sent again with the same ids until JetStream confirms them or
     // the patience runs out, so the answer is definite whenever the stream comes back in time.
     let batch = Confirmations::new(&events);
-    let policy = RetryPolicy {
-        initial: Duration::from_millis(100),
-        max_interval: Duration::from_secs(1),
-        max_elapsed: Some(state.publish_patience),
+    // The first round directly (almost every request ends there); the retry loop only after a
+    // failure, so a healthy request pays for no backoff state.
+    let confirmed = match state.sink.confirm(&batch).await {
+        Err(e) if e.is_retryable() => {
+            let policy = RetryPolicy {
+                initial: Duration::from_millis(100),
+                max_interval: Duration::from_secs(1),
+                max_elapsed: Some(state.publish_patience),
+            };
+            retry_transient(
+                "publishing events",
+                policy,
+                PublishError::is_retryable,
+                || state.sink.confirm(&batch),
+            )
+            .await
+        }
+        first => first,
     };
-    let confirmed = retry_transient(
-        "publishing events",
-        policy,
-        PublishError::is_retryable,
-        || state.sink.confirm(&batch),
-    )
-    .await;
     if let Err(e) = confirmed {
         let maybe_stored = batch.unconfirmed_sent();
         if maybe_stored > 0 {
