@@ -1,4 +1,5 @@
-//! One error type for every collector answer that is not `202`, as JSON naming the field.
+//! `Refusal`: every collector answer that is not `202`, as JSON naming the field (the API has its
+//! own `ApiError`; the two services never share an error type).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 #[derive(Debug)]
-pub struct ApiError {
+pub struct Refusal {
     pub status: StatusCode,
     pub field: Option<String>,
     pub message: String,
@@ -25,7 +26,7 @@ struct Body<'a> {
     errors: Option<serde_json::Value>,
 }
 
-impl ApiError {
+impl Refusal {
     /// `400` about one field of the request.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
@@ -78,7 +79,7 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let errors = self
             .field

@@ -13,7 +13,7 @@ use beacon_runtime::retry::{RetryPolicy, retry_transient};
 use beacon_schemas::{Enrichment, Event, EventId, Revenue, SCHEMA_VERSION};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::Refusal;
 
 /// One validated hit, before enrichment.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,14 +95,14 @@ pub async fn ingest(
     sender: &Client,
     hits: Vec<Hit>,
     unknown: UnknownSite,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Refusal> {
     let mut outcome = Outcome::default();
     let single = hits.len() == 1;
     let mut kept = Vec::with_capacity(hits.len());
     for (index, hit) in hits.into_iter().enumerate() {
         let known = state.sites.contains(&hit.site).await.map_err(|e| {
             tracing::error!(error = %e, "cannot read sites");
-            ApiError::unavailable("site directory unavailable")
+            Refusal::unavailable("site directory unavailable")
         })?;
         if !known {
             match unknown {
@@ -112,7 +112,7 @@ pub async fn ingest(
                     } else {
                         format!("[{index}].site")
                     };
-                    return Err(ApiError::field(
+                    return Err(Refusal::field(
                         field,
                         format!(
                             "unknown site '{}'; register it with `beacon site add`",
@@ -146,10 +146,10 @@ pub async fn ingest(
     let permits = u32::try_from(kept.len()).unwrap_or(u32::MAX);
     let _permit = state.in_flight.try_acquire_many(permits).map_err(|_| {
         metrics::counter!(beacon_metrics::COLLECTOR_OVERLOADED.name).increment(1);
-        ApiError::unavailable("collector is at capacity; retry later")
+        Refusal::unavailable("collector is at capacity; retry later")
     })?;
     if !state.sink.is_connected() {
-        return Err(ApiError::unavailable(
+        return Err(Refusal::unavailable(
             "event stream unavailable; retry later",
         ));
     }
@@ -157,7 +157,7 @@ pub async fn ingest(
     let now = chrono::Utc::now();
     let salts = state.salts.salts_for(now.date_naive()).await.map_err(|e| {
         tracing::error!(error = %e, "cannot read salts");
-        ApiError::unavailable("salt store unavailable")
+        Refusal::unavailable("salt store unavailable")
     })?;
     let now_ms = now.timestamp_millis();
     let events: Vec<Event> = kept
@@ -209,7 +209,7 @@ pub async fn ingest(
                 } else {
                     format!("[{index}].{}", invalid.field)
                 };
-                ApiError::field(field, invalid.problem)
+                Refusal::field(field, invalid.problem)
             })
         })
         .collect::<Result<_, _>>()?;
@@ -243,7 +243,7 @@ pub async fn ingest(
             metrics::counter!(beacon_metrics::COLLECTOR_UNCONFIRMED.name)
                 .increment(maybe_stored as u64);
             tracing::warn!(error = %e, maybe_stored, "publish not confirmed; giving up");
-            return Err(ApiError::unconfirmed(maybe_stored, state.publish_patience));
+            return Err(Refusal::unconfirmed(maybe_stored, state.publish_patience));
         }
         return Err(publish_error(e));
     }
@@ -252,12 +252,12 @@ pub async fn ingest(
     Ok(outcome)
 }
 
-fn publish_error(e: PublishError) -> ApiError {
+fn publish_error(e: PublishError) -> Refusal {
     if e.is_retryable() {
         tracing::warn!(error = %e, "publish failed");
-        ApiError::unavailable("event stream unavailable; retry later")
+        Refusal::unavailable("event stream unavailable; retry later")
     } else {
-        ApiError::body(e.to_string())
+        Refusal::body(e.to_string())
     }
 }
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::Refusal;
 use crate::ingest::{Hit, UnknownSite, ingest};
 use crate::request::{
     body_bytes, cut_text_field, echo, parse_json, required_text_field, sender, text_field,
@@ -39,7 +39,7 @@ pub async fn event(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let sender = sender(&state, peer, &headers)?;
     let body = body_bytes(body)?;
     let hits = parse(&body)?;
@@ -49,7 +49,7 @@ pub async fn event(
         header::CONTENT_TYPE,
         "text/plain; charset=utf-8"
             .parse()
-            .map_err(|_| ApiError::body("header"))?,
+            .map_err(|_| Refusal::body("header"))?,
     );
     Ok((StatusCode::ACCEPTED, headers, "ok").into_response())
 }
@@ -65,26 +65,26 @@ fn field<'a>(
 }
 
 /// Parses one Plausible body into one hit per domain it names.
-pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
+pub fn parse(body: &[u8]) -> Result<Vec<Hit>, Refusal> {
     let body: Map<String, Value> = parse_json(body)?;
 
     let (name_field, name) =
-        field(&body, &["n", "name"]).ok_or_else(|| ApiError::field("n", "is required"))?;
+        field(&body, &["n", "name"]).ok_or_else(|| Refusal::field("n", "is required"))?;
     let name = match name {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => n.to_string(),
-        _ => return Err(ApiError::field(name_field, "must be a string")),
+        _ => return Err(Refusal::field(name_field, "must be a string")),
     };
     required_text_field(name_field, &name, MAX_NAME_LEN)?;
 
     let (url_field, url) =
-        field(&body, &["u", "url"]).ok_or_else(|| ApiError::field("u", "is required"))?;
+        field(&body, &["u", "url"]).ok_or_else(|| Refusal::field("u", "is required"))?;
     let url = url
         .as_str()
-        .ok_or_else(|| ApiError::field(url_field, "must be a string"))?
+        .ok_or_else(|| Refusal::field(url_field, "must be a string"))?
         .trim();
     text_field(url_field, url, MAX_URL)?;
-    let parts = split_url(url).map_err(|e| ApiError::field(url_field, e.to_string()))?;
+    let parts = split_url(url).map_err(|e| Refusal::field(url_field, e.to_string()))?;
     let hash_mode = matches!(
         field(&body, &["h", "hashMode"]),
         Some((_, Value::Bool(true)))
@@ -98,10 +98,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
 
     let domains: Vec<String> = match field(&body, &["d", "domain"]) {
         Some((f, Value::String(list))) => domain_list(f, list)?,
-        Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
+        Some((f, _)) => return Err(Refusal::field(f, "must be a string")),
         None => vec![
             normalize_domain(&parts.hostname)
-                .map_err(|e| ApiError::field(url_field, e.to_string()))?,
+                .map_err(|e| Refusal::field(url_field, e.to_string()))?,
         ],
     };
 
@@ -110,13 +110,13 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
             let r = cut_text_field(f, r.trim(), MAX_REFERRER)?;
             Some(r.to_owned()).filter(|r| !r.is_empty())
         }
-        Some((f, _)) => return Err(ApiError::field(f, "must be a string")),
+        Some((f, _)) => return Err(Refusal::field(f, "must be a string")),
         None => None,
     };
     let props = props(field(&body, &["p", "props", "m", "meta"]))?;
     let interactive = match field(&body, &["i", "interactive"]) {
         Some((_, Value::Bool(b))) => *b,
-        Some((f, _)) => return Err(ApiError::field(f, "must be true or false")),
+        Some((f, _)) => return Err(Refusal::field(f, "must be true or false")),
         None => true,
     };
     let revenue = field(&body, &["$", "revenue"]).map(revenue).transpose()?;
@@ -145,14 +145,14 @@ pub fn parse(body: &[u8]) -> Result<Vec<Hit>, ApiError> {
 
 /// `d`: sites separated by commas, each normalised; repeats count once, and more than
 /// [`MAX_DOMAINS`] distinct sites are refused.
-fn domain_list(f: &'static str, list: &str) -> Result<Vec<String>, ApiError> {
+fn domain_list(f: &'static str, list: &str) -> Result<Vec<String>, Refusal> {
     let mut domains: Vec<String> = Vec::new();
     for raw in list.split(',') {
-        let domain = normalize_domain(raw)
-            .map_err(|e| ApiError::field(f, format!("'{}' {e}", echo(raw))))?;
+        let domain =
+            normalize_domain(raw).map_err(|e| Refusal::field(f, format!("'{}' {e}", echo(raw))))?;
         if !domains.contains(&domain) {
             if domains.len() == MAX_DOMAINS {
-                return Err(ApiError::field(
+                return Err(Refusal::field(
                     f,
                     format!("names more than {MAX_DOMAINS} distinct sites"),
                 ));
@@ -167,7 +167,7 @@ fn domain_list(f: &'static str, list: &str) -> Result<Vec<String>, ApiError> {
 /// nested values dropped, over-long keys or values refused.
 fn props(
     raw: Option<(&'static str, &Value)>,
-) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+) -> Result<std::collections::BTreeMap<String, String>, Refusal> {
     let Some((f, raw)) = raw else {
         return Ok(Default::default());
     };
@@ -185,18 +185,18 @@ fn props(
 }
 
 /// Plausible accepts `p` and `$` as an object or as a string holding a JSON object.
-fn object_or_json_string(f: &'static str, raw: &Value) -> Result<Map<String, Value>, ApiError> {
+fn object_or_json_string(f: &'static str, raw: &Value) -> Result<Map<String, Value>, Refusal> {
     match raw {
         Value::Object(map) => Ok(map.clone()),
         Value::String(s) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(ApiError::field(f, "is not a JSON object")),
+            _ => Err(Refusal::field(f, "is not a JSON object")),
         },
-        _ => Err(ApiError::field(f, "must be an object")),
+        _ => Err(Refusal::field(f, "must be an object")),
     }
 }
 
-fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, ApiError> {
+fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, Refusal> {
     let object = object_or_json_string(f, raw)?;
     let amount = match object.get("amount") {
         Some(Value::Number(n)) => n.to_string(),
@@ -206,14 +206,14 @@ fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, ApiError> {
         {
             s.trim().to_string()
         }
-        _ => return Err(ApiError::field(format!("{f}.amount"), "must be a number")),
+        _ => return Err(Refusal::field(format!("{f}.amount"), "must be a number")),
     };
     let currency = match object.get("currency") {
         Some(Value::String(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
             c.to_ascii_uppercase()
         }
         _ => {
-            return Err(ApiError::field(
+            return Err(Refusal::field(
                 format!("{f}.currency"),
                 "must be a three-letter ISO 4217 code",
             ));
@@ -223,10 +223,7 @@ fn revenue((f, raw): (&'static str, &Value)) -> Result<Revenue, ApiError> {
 }
 
 /// `sd` (scroll depth %, capped at 100) and `e` (engaged ms) of engagement events.
-fn engagement(
-    body: &Map<String, Value>,
-    name: &str,
-) -> Result<(Option<u8>, Option<u64>), ApiError> {
+fn engagement(body: &Map<String, Value>, name: &str) -> Result<(Option<u8>, Option<u64>), Refusal> {
     let sd = body
         .get("sd")
         .and_then(Value::as_i64)
@@ -237,7 +234,7 @@ fn engagement(
         .and_then(Value::as_u64)
         .filter(|v| *v <= MAX_ENGAGEMENT_MS);
     if name == "engagement" && sd.is_none() && e.is_none() {
-        return Err(ApiError::field(
+        return Err(Refusal::field(
             "sd",
             "engagement events need a scroll depth (sd) or engaged time (e)",
         ));

@@ -11,15 +11,15 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::error::Refusal;
 use crate::ingest::Client;
 use beacon_schemas::text::{TextProblem, check_required_text, check_text};
 
 /// Longest user agent kept (longer ones are cut at a character boundary).
 pub const MAX_USER_AGENT: usize = 1024;
 
-pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError {
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
+    body.map_err(|rejection| Refusal {
         status: rejection.status(),
         field: None,
         message: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -32,9 +32,9 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError
 }
 
 /// Parses JSON; a type error names the field's path, a missing field its name.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::body("body is empty; expected JSON"));
+        return Err(Refusal::body("body is empty; expected JSON"));
     }
     // The fast path parses once; only a body that fails is parsed again to find the field's path.
     if let Ok(value) = serde_json::from_slice(body) {
@@ -45,7 +45,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::body(format!("body is not valid JSON: {inner}"));
+            return Refusal::body(format!("body is not valid JSON: {inner}"));
         }
         let message = inner.to_string();
         let missing = message
@@ -58,15 +58,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             (path, None) => Some(path.to_string()),
         };
         match field {
-            Some(field) => ApiError::field(field, message),
-            None => ApiError::body(message),
+            Some(field) => Refusal::field(field, message),
+            None => Refusal::body(message),
         }
     })
 }
 
 /// `value` when it keeps the envelope's text rules ([`beacon_schemas::text`]: no control
 /// character, at most `max` bytes); else a `400` naming `field`.
-pub fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
+pub fn text_field<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, Refusal> {
     check_text(value, max)
         .map(|()| value)
         .map_err(|problem| text_error(field, problem))
@@ -77,7 +77,7 @@ pub fn required_text_field<'a>(
     field: &str,
     value: &'a str,
     max: usize,
-) -> Result<&'a str, ApiError> {
+) -> Result<&'a str, Refusal> {
     check_required_text(value, max)
         .map(|()| value)
         .map_err(|problem| text_error(field, problem))
@@ -86,12 +86,12 @@ pub fn required_text_field<'a>(
 /// For text that is cut rather than refused when long (a user agent, Plausible's referrer): the
 /// first `count` characters of `value`, refused with a `400` naming `field` only if they hold a
 /// control character.
-pub fn cut_text_field<'a>(field: &str, value: &'a str, count: usize) -> Result<&'a str, ApiError> {
+pub fn cut_text_field<'a>(field: &str, value: &'a str, count: usize) -> Result<&'a str, Refusal> {
     text_field(field, first_chars(value, count), usize::MAX)
 }
 
-fn text_error(field: &str, problem: TextProblem) -> ApiError {
-    ApiError::field(field, problem.to_string())
+fn text_error(field: &str, problem: TextProblem) -> Refusal {
+    Refusal::field(field, problem.to_string())
 }
 
 /// Input echoed in an error message: at most 64 characters, control characters escaped.
@@ -114,13 +114,13 @@ pub fn first_chars(text: &str, count: usize) -> &str {
 }
 
 /// The sender: client address (through trusted proxies), user agent; refuses it past its rate.
-pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Client, ApiError> {
+pub fn sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Client, Refusal> {
     let ip = client_ip(peer.ip(), headers, &state.trusted_proxies);
     if let Some(limiter) = &state.rate_limiter
         && limiter.check_key(&ip).is_err()
     {
         metrics::counter!(beacon_metrics::COLLECTOR_RATE_LIMITED.name).increment(1);
-        return Err(ApiError::rate_limited());
+        return Err(Refusal::rate_limited());
     }
     let user_agent = headers
         .get(header::USER_AGENT)

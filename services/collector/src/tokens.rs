@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode, header};
 use quick_cache::sync::Cache;
 
-use crate::error::ApiError;
+use crate::error::Refusal;
 use crate::seams::Records;
 
 /// How long a token's verdict (valid for a site, or not valid) is believed.
@@ -36,7 +36,7 @@ impl IngestTokens {
 
     /// The site the request's bearer token is for; `None` without an `Authorization` header;
     /// `401` for a header that is not a valid token.
-    pub async fn site_of(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    pub async fn site_of(&self, headers: &HeaderMap) -> Result<Option<String>, Refusal> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
         };
@@ -57,7 +57,7 @@ impl IngestTokens {
         }
         let verdict = self.records.site_for_token(token).await.map_err(|e| {
             tracing::error!(error = %e, "cannot check an ingest token");
-            ApiError::unavailable("token check unavailable; retry later")
+            Refusal::unavailable("token check unavailable; retry later")
         })?;
         self.verdicts
             .insert(token.to_owned(), (verdict.clone(), Instant::now()));
@@ -66,25 +66,25 @@ impl IngestTokens {
 }
 
 /// A token's verdict as the answer: its site, or `401`.
-fn valid(verdict: Option<String>) -> Result<Option<String>, ApiError> {
+fn valid(verdict: Option<String>) -> Result<Option<String>, Refusal> {
     verdict
         .map(Some)
         .ok_or_else(|| unauthorized("authorization", "is not a valid ingest token"))
 }
 
 /// `401` naming the field that needs (or is) a credential.
-pub fn unauthorized(field: &str, message: &str) -> ApiError {
-    ApiError {
+pub fn unauthorized(field: &str, message: &str) -> Refusal {
+    Refusal {
         status: StatusCode::UNAUTHORIZED,
-        ..ApiError::field(field, message)
+        ..Refusal::field(field, message)
     }
 }
 
 /// `403`: the token is valid, for another site.
-pub fn forbidden(field: &str, message: String) -> ApiError {
-    ApiError {
+pub fn forbidden(field: &str, message: String) -> Refusal {
+    Refusal {
         status: StatusCode::FORBIDDEN,
-        ..ApiError::field(field, message)
+        ..Refusal::field(field, message)
     }
 }
 

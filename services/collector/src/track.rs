@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::Refusal;
 use crate::ingest::{Client, Hit, UnknownSite, ingest};
 use crate::request::{
     MAX_USER_AGENT, body_bytes, cut_text_field, echo, parse_json, required_text_field, sender,
@@ -55,7 +55,7 @@ pub async fn track(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Value>), Refusal> {
     let sender = sender(&state, peer, &headers)?;
     let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
@@ -82,13 +82,13 @@ pub async fn track_batch(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<Value>), Refusal> {
     let sender = sender(&state, peer, &headers)?;
     let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
     let items = parse_json::<Vec<TrackBody>>(&body)?;
     if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::body(format!(
+        return Err(Refusal::body(format!(
             "a batch holds 1 to {MAX_BATCH} events, not {}",
             items.len()
         )));
@@ -125,7 +125,7 @@ fn validate(
     prefix: &str,
     now_ms: i64,
     token_site: Option<&str>,
-) -> Result<Hit, ApiError> {
+) -> Result<Hit, Refusal> {
     let field = |name: &str| format!("{prefix}{name}");
     let server_side = [
         body.id.is_some(),
@@ -143,10 +143,10 @@ fn validate(
         ));
     }
     let url = text_field(&field("url"), body.url.trim(), MAX_URL_LEN)?;
-    let parts = split_url(url).map_err(|e| ApiError::field(field("url"), e.to_string()))?;
+    let parts = split_url(url).map_err(|e| Refusal::field(field("url"), e.to_string()))?;
     let site_raw = body.site.as_deref().unwrap_or(&parts.hostname);
     let site = normalize_domain(site_raw)
-        .map_err(|e| ApiError::field(field("site"), format!("'{}' {e}", echo(site_raw))))?;
+        .map_err(|e| Refusal::field(field("site"), format!("'{}' {e}", echo(site_raw))))?;
     if let Some(allowed) = token_site
         && allowed != site
     {
@@ -170,7 +170,7 @@ fn validate(
         .as_deref()
         .map(|id| {
             id.parse::<EventId>()
-                .map_err(|_| ApiError::field(field("id"), "is not a UUID"))
+                .map_err(|_| Refusal::field(field("id"), "is not a UUID"))
         })
         .transpose()?;
     hit.timestamp_ms = body
@@ -183,8 +183,8 @@ fn validate(
             Some(ip) => ip
                 .trim()
                 .parse::<IpAddr>()
-                .map_err(|_| ApiError::field(field("ip"), "is not an IP address"))?,
-            None => return Err(ApiError::field(field("ip"), "is required with user_agent")),
+                .map_err(|_| Refusal::field(field("ip"), "is not an IP address"))?,
+            None => return Err(Refusal::field(field("ip"), "is required with user_agent")),
         };
         let user_agent = cut_text_field(
             &field("user_agent"),
@@ -197,23 +197,23 @@ fn validate(
     Ok(hit)
 }
 
-fn timestamp(value: &Value, now_ms: i64, field: &str) -> Result<i64, ApiError> {
+fn timestamp(value: &Value, now_ms: i64, field: &str) -> Result<i64, Refusal> {
     let ms = match value {
         Value::Number(n) => n
             .as_i64()
-            .ok_or_else(|| ApiError::field(field, "is not a whole number of milliseconds"))?,
+            .ok_or_else(|| Refusal::field(field, "is not a whole number of milliseconds"))?,
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|_| ApiError::field(field, "is not an RFC 3339 time or Unix milliseconds"))?
+            .map_err(|_| Refusal::field(field, "is not an RFC 3339 time or Unix milliseconds"))?
             .timestamp_millis(),
         _ => {
-            return Err(ApiError::field(
+            return Err(Refusal::field(
                 field,
                 "is not an RFC 3339 time or Unix milliseconds",
             ));
         }
     };
     if ms <= 0 || ms > now_ms + MAX_CLOCK_SKEW_MS {
-        return Err(ApiError::field(field, "is before 1970 or in the future"));
+        return Err(Refusal::field(field, "is before 1970 or in the future"));
     }
     Ok(ms)
 }
@@ -237,12 +237,12 @@ pub fn prop_text(value: &Value) -> Option<String> {
 pub fn props(
     raw: Option<&Map<String, Value>>,
     prefix: &str,
-) -> Result<BTreeMap<String, String>, ApiError> {
+) -> Result<BTreeMap<String, String>, Refusal> {
     let Some(raw) = raw else {
         return Ok(BTreeMap::new());
     };
     if raw.len() > MAX_PROPS {
-        return Err(ApiError::field(
+        return Err(Refusal::field(
             format!("{prefix}props"),
             format!("has more than {MAX_PROPS} properties"),
         ));
@@ -259,8 +259,8 @@ pub fn props(
 /// One prop, checked: its name printable and 1 to [`MAX_PROP_KEY_LEN`] bytes (a `400` naming
 /// `field`), its value as [`prop_text`] keeps it and at most [`MAX_PROP_VALUE_LEN`] bytes (a
 /// `400` naming `field.key`).
-pub fn prop(field: &str, key: &str, value: &Value) -> Result<Option<String>, ApiError> {
-    required_text_field(field, key, MAX_PROP_KEY_LEN).map_err(|e| ApiError {
+pub fn prop(field: &str, key: &str, value: &Value) -> Result<Option<String>, Refusal> {
+    required_text_field(field, key, MAX_PROP_KEY_LEN).map_err(|e| Refusal {
         message: format!("property name '{}' {}", echo(key), e.message),
         ..e
     })?;
@@ -277,11 +277,11 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
-    fn check(json: &str) -> Result<Hit, ApiError> {
+    fn check(json: &str) -> Result<Hit, Refusal> {
         validate(&parse_json(json.as_bytes())?, "", NOW, Some("a.com"))
     }
 
-    fn anonymous(json: &str) -> Result<Hit, ApiError> {
+    fn anonymous(json: &str) -> Result<Hit, Refusal> {
         validate(&parse_json(json.as_bytes())?, "", NOW, None)
     }
 
