@@ -108,11 +108,7 @@ impl Publisher {
     /// Sends the event and waits until JetStream has stored it (or recognised it as a duplicate
     /// of an event it already stored, which is just as durable).
     pub async fn publish(&self, event: &Event) -> Result<u64, PublishError> {
-        let ack = self
-            .send(event)
-            .await?
-            .await
-            .map_err(PublishError::Ack)?;
+        let ack = self.send(event).await?.await.map_err(PublishError::Ack)?;
         Ok(ack.sequence)
     }
 }
