@@ -15,13 +15,19 @@ const ANDROID_CHROME: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebK
 const MAC_SAFARI: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-struct Collector {
-    url: String,
-    process: Beacon,
-    env: HashMap<String, String>,
+/// A `beacon collector` of the namespace, with example.com and shop.example.org registered.
+pub struct Collector {
+    pub url: String,
+    pub process: Beacon,
+    pub env: HashMap<String, String>,
 }
 
-async fn collector(ns: &Namespace, extra: &[(&str, &str)], http: &reqwest::Client) -> Collector {
+/// Starts a collector with the namespace's environment plus `extra`, once it is ready.
+pub async fn collector(
+    ns: &Namespace,
+    extra: &[(&str, &str)],
+    http: &reqwest::Client,
+) -> Collector {
     let mut env = ns.env();
     let port = free_port();
     env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{port}"));

@@ -8,9 +8,8 @@ use std::time::Duration;
 use beacon_schemas::decode;
 use serde_json::json;
 
-use crate::common::{
-    Beacon, Namespace, PrivateNats, beacon_ok, free_port, stream_events_at, wait_ready,
-};
+use crate::collector::collector;
+use crate::common::{Namespace, PrivateNats, stream_events_at};
 
 const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15";
 
@@ -27,24 +26,19 @@ async fn a_stalled_broker_gets_a_definite_answer_and_one_copy() {
     let ns = Namespace::new("pub_confirm");
     let nats = PrivateNats::start();
     let http = reqwest::Client::new();
-    let mut env = ns.env();
-    let port = free_port();
-    env.insert("BEACON_COLLECTOR_ADDR".into(), format!("127.0.0.1:{port}"));
-    env.insert("BEACON_NATS_URL".into(), nats.url());
+    let nats_url = nats.url();
     // Acks time out after 1 s; the collector keeps re-sending for half the request timeout (4 s).
-    env.insert("BEACON_NATS_TIMEOUT".into(), "1s".into());
-    env.insert("BEACON_HTTP_REQUEST_TIMEOUT".into(), "8s".into());
-    beacon_ok(&env, &["migrate"]);
-    beacon_ok(&env, &["site", "add", "example.com"]);
-    let url = format!("http://127.0.0.1:{port}");
-    let mut collector = Beacon::spawn(&env, &["collector"]);
-    wait_ready(
+    let mut c = collector(
+        &ns,
+        &[
+            ("BEACON_NATS_URL", nats_url.as_str()),
+            ("BEACON_NATS_TIMEOUT", "1s"),
+            ("BEACON_HTTP_REQUEST_TIMEOUT", "8s"),
+        ],
         &http,
-        &format!("{url}/readyz"),
-        &mut collector,
-        Duration::from_secs(60),
     )
     .await;
+    let url = c.url.clone();
     let send = |path: &str| {
         http.post(format!("{url}/track"))
             .header("user-agent", BROWSER)
@@ -77,5 +71,5 @@ async fn a_stalled_broker_gets_a_definite_answer_and_one_copy() {
     let copies = |p: &str| paths.iter().filter(|s| s.as_str() == p).count();
     assert_eq!(copies("/short-stall"), 1, "{paths:?}");
     assert!(copies("/long-stall") <= 1, "never two copies: {paths:?}");
-    collector.assert_running();
+    c.process.assert_running();
 }
