@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::eventually;
+use crate::common::{env_or, eventually};
 use crate::ground_truth::{count, start_pipeline, wait_visits_closed};
 
 const SITE: &str = "gt-utc.test";
@@ -289,13 +289,17 @@ async fn hostile_requests_are_refused_while_ordinary_events_count_exactly_once()
     let mut pipeline = start_pipeline("corpus", &http).await;
     let collector = pipeline.collector.clone();
     let token = pipeline.tokens[SITE].clone();
+    // `BEACON_CORPUS_ROUNDS=N` (1 in CI) sends the corpus N times beside N × 1,000 page views.
+    let rounds: usize = env_or("BEACON_CORPUS_ROUNDS", "1")
+        .parse()
+        .expect("BEACON_CORPUS_ROUNDS");
 
-    // 1,000 ordinary page views from 100 visitors, sent while the corpus is sent.
+    // 1,000 ordinary page views a round from 100 visitors, sent while the corpus is sent.
     let flow = {
         let (http, collector) = (http.clone(), collector.clone());
         tokio::spawn(async move {
             let mut accepted = 0;
-            for n in 0..1000 {
+            for n in 0..1000 * rounds {
                 let r = http
                     .post(format!("{collector}/track"))
                     .header("user-agent", FIREFOX)
@@ -311,47 +315,49 @@ async fn hostile_requests_are_refused_while_ordinary_events_count_exactly_once()
         })
     };
     let mut refused = 0;
-    for c in corpus() {
-        let mut request = http
-            .post(format!("{collector}{}", c.path))
-            .header("user-agent", FIREFOX)
-            .header("content-type", "application/json")
-            .body(c.body.clone());
-        if c.token {
-            request = request.bearer_auth(&token);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", c.what));
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, c.status, "{}: {body}", c.what);
-        if let Some(field) = c.field {
-            assert_eq!(body["field"], field, "{}: {body}", c.what);
-        }
-        refused += 1;
-    }
     let mut cleaned_accepted = 0;
-    for (path, body) in cleaned() {
-        let r = http
-            .post(format!("{collector}{path}"))
-            .header("user-agent", FIREFOX)
-            .header("content-type", "text/plain")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(
-            r.status(),
-            202,
-            "{body}: {}",
-            r.text().await.unwrap_or_default()
-        );
-        cleaned_accepted += 1;
+    for _ in 0..rounds {
+        for c in corpus() {
+            let mut request = http
+                .post(format!("{collector}{}", c.path))
+                .header("user-agent", FIREFOX)
+                .header("content-type", "application/json")
+                .body(c.body.clone());
+            if c.token {
+                request = request.bearer_auth(&token);
+            }
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", c.what));
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, c.status, "{}: {body}", c.what);
+            if let Some(field) = c.field {
+                assert_eq!(body["field"], field, "{}: {body}", c.what);
+            }
+            refused += 1;
+        }
+        for (path, body) in cleaned() {
+            let r = http
+                .post(format!("{collector}{path}"))
+                .header("user-agent", FIREFOX)
+                .header("content-type", "text/plain")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(
+                r.status(),
+                202,
+                "{body}: {}",
+                r.text().await.unwrap_or_default()
+            );
+            cleaned_accepted += 1;
+        }
     }
     let accepted = flow.await.expect("flow") + cleaned_accepted;
-    assert!(refused > 60, "the corpus ran: {refused} refused");
+    assert!(refused > 60 * rounds, "the corpus ran: {refused} refused");
 
     let pool = pipeline.ns.pg().await;
     eventually(
@@ -395,4 +401,9 @@ async fn hostile_requests_are_refused_while_ordinary_events_count_exactly_once()
         "the collector let poison through: {letters:?}"
     );
     pipeline.process.assert_running();
+    println!(
+        "{rounds} round(s): {refused} hostile requests refused as expected, {accepted} events \
+         accepted ({cleaned_accepted} of them cleaned) and each counted once, 0 dead letters, \
+         0 quarantined visits"
+    );
 }
