@@ -81,11 +81,49 @@ impl VisitAttrs {
     }
 }
 
-/// A value with the event time it came from, so merges can keep the earliest or latest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A value with the event it came from, so merges can keep the earliest or latest.
+///
+/// Events are ordered by [`EventRank`]: time, then (for events of the same millisecond, common in
+/// imported history with second resolution) the event that brings a source first, then the event
+/// id. The entry page, the exit page and the visit's attributes all follow this one order, so a
+/// visit never takes its entry page from one event and its source from another, whatever order the
+/// events arrive in (live, replay or import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamped<T> {
     pub at_ms: i64,
     pub value: T,
+    /// Breaks ties of `at_ms` ([`EventRank::tie`]); 0 in sessions stored before it existed.
+    #[serde(default)]
+    pub tie: u64,
+}
+
+impl<T: Ord> Ord for Stamped<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_ms, self.tie, &self.value).cmp(&(other.at_ms, other.tie, &other.value))
+    }
+}
+
+impl<T: Ord> PartialOrd for Stamped<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Where an event stands among the events of its millisecond.
+pub struct EventRank;
+
+impl EventRank {
+    /// An event with a source (referrer or UTM tags) ranks before one without; then the event
+    /// id's random (or, for imports, hashed) low bits decide.
+    pub fn tie(event: &Event) -> u64 {
+        let sourced = event
+            .enrichment
+            .source
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+        let low = event.id.as_uuid().as_u64_pair().1 >> 1;
+        (u64::from(!sourced) << 63) | low
+    }
 }
 
 /// One stored visit (or a ping-only session that is not a visit yet). Stored as positional
@@ -126,10 +164,12 @@ impl Session {
         let ping = event.is_engagement();
         let custom = !pageview && !ping;
         let at = event.timestamp_ms;
+        let tie = EventRank::tie(event);
         let page = || {
             pageview.then(|| Stamped {
                 at_ms: at,
                 value: event.pathname.clone(),
+                tie,
             })
         };
         Self {
@@ -149,6 +189,7 @@ impl Session {
                     at
                 },
                 value: VisitAttrs::of(event),
+                tie,
             },
             closed: false,
         }

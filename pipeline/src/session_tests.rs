@@ -135,3 +135,54 @@ proptest! {
         prop_assert_eq!(apply(&batches), expected);
     }
 }
+
+/// The case as a new user met it: a landing page from Google and the next page in the
+/// same millisecond (history with second resolution). The visit enters on the page that brought
+/// it and keeps that page's source, whatever the arrival order or batching.
+#[test]
+fn events_of_one_millisecond_give_entry_page_and_source_from_one_event() {
+    let mut landing = on_page(event("a.com", "pageview", T, 1), "/landing");
+    landing.referrer = Some("https://www.google.com/".into());
+    landing.enrichment.source = Some("Google".into());
+    // "/next" sorts after "/landing", and "" (no source) before "Google": a rule that fell back
+    // on the values would take the entry page from one event and the source from the other.
+    let next = on_page(event("a.com", "pageview", T, 1), "/next");
+    for batches in [
+        vec![vec![landing.clone(), next.clone()]],
+        vec![vec![next.clone(), landing.clone()]],
+        vec![vec![next.clone()], vec![landing.clone()]],
+        vec![vec![landing.clone()], vec![next.clone()]],
+    ] {
+        let batches: Vec<&[Event]> = batches.iter().map(Vec::as_slice).collect();
+        let sessions = apply(&batches);
+        assert_eq!(sessions.len(), 1);
+        let visit = &sessions[0];
+        assert_eq!(visit.entry_page(), "/landing");
+        assert_eq!(visit.attrs.value.source, "Google");
+        assert_eq!(visit.exit_page(), "/next");
+        assert_eq!(visit.pageviews, 2);
+    }
+}
+
+/// Without a source to tell them apart, the event id decides, and it decides every property:
+/// the entry page and the attributes come from the same event.
+#[test]
+fn the_event_id_breaks_other_ties_for_every_property_alike() {
+    let mut a = on_page(event("a.com", "pageview", T, 1), "/a");
+    a.enrichment.browser = Some("Firefox".into());
+    let mut b = on_page(event("a.com", "pageview", T, 1), "/b");
+    b.enrichment.browser = Some("Chrome".into());
+    for (x, y) in [(&a, &b), (&b, &a)] {
+        let sessions = apply(&[&[x.clone()], &[y.clone()]]);
+        let first = if EventRank::tie(&a) < EventRank::tie(&b) {
+            &a
+        } else {
+            &b
+        };
+        assert_eq!(sessions[0].entry_page(), first.pathname);
+        assert_eq!(
+            Some(sessions[0].attrs.value.browser.as_str()),
+            first.enrichment.browser.as_deref()
+        );
+    }
+}
