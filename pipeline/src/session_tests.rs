@@ -173,7 +173,7 @@ fn the_event_id_breaks_other_ties_for_every_property_alike() {
     let mut b = on_page(event("a.com", "pageview", T, 1), "/b");
     b.enrichment.browser = Some("Chrome".into());
     for (x, y) in [(&a, &b), (&b, &a)] {
-        let sessions = apply(&[&[x.clone()], &[y.clone()]]);
+        let sessions = apply(&[std::slice::from_ref(x), std::slice::from_ref(y)]);
         let first = if EventRank::tie(&a) < EventRank::tie(&b) {
             &a
         } else {
