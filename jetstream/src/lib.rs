@@ -12,6 +12,7 @@ mod delivery;
 mod lag;
 mod policy;
 mod publish;
+mod scan;
 mod topology;
 
 pub use consume::{ConsumeError, run_consumer};
@@ -23,6 +24,9 @@ pub use delivery::{BatchHandler, Decision, Delivery};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
 pub use policy::ConsumerPolicy;
 pub use publish::{Confirmations, PublishError, Publisher};
+pub use scan::{
+    ScanStart, Scanned, ScannedMessage, StreamExtent, first_unacked_ms, scan_subject, stream_extent,
+};
 pub use topology::{
     ConsumerKind, DEAD_LETTER_DUPLICATE_WINDOW, StreamSettings, Topology, TopologyError,
     ensure_topology,
