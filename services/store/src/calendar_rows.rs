@@ -97,19 +97,7 @@ pub async fn rebuild(client: &impl GenericClient, site: &str) -> Result<u64, Sto
                 group = Some((property.clone(), value.clone()));
             }
             let bucket: DateTime<Utc> = row.get(2);
-            let visitors = match row.get::<_, Option<&[u8]>>(8) {
-                Some(bytes) => VisitorSketch::from_bytes(bytes)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                None => VisitorSketch::default(),
-            };
-            let delta = Delta {
-                pageviews: row.get(3),
-                events: row.get(4),
-                visits: row.get(5),
-                bounces: row.get(6),
-                duration_ms: row.get(7),
-                visitors,
-            };
+            let delta = day_delta(row)?;
             for span in [Span::Week, Span::Month] {
                 let key = RowKey {
                     site: site.to_string(),
@@ -124,6 +112,92 @@ pub async fn rebuild(client: &impl GenericClient, site: &str) -> Result<u64, Sto
     }
     written += flush(client, &mut pending).await?;
     Ok(written)
+}
+
+/// Replaces `site`'s week and month rows that overlap `[from_ms, to_ms)` (whole local days) by
+/// the sums of their day rows; returns how many rows it wrote. The caller's transaction holds the
+/// site's aggregation lock. What `beacon replay` calls after rewriting the day rows of a range.
+pub async fn rebuild_range(
+    client: &impl GenericClient,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<u64, StoreError> {
+    let zones = Zones::load(client, &[site]).await?;
+    // The weeks and months that overlap the range start at or after the earlier of the week and
+    // the month holding its first day, and end at most 31 days after its end.
+    let first = zones
+        .bucket_of(site, Span::Week, from_ms)
+        .min(zones.bucket_of(site, Span::Month, from_ms));
+    let last_day = to_ms - 1;
+    let (week_of_last, month_of_last) = (
+        zones.bucket_of(site, Span::Week, last_day),
+        zones.bucket_of(site, Span::Month, last_day),
+    );
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    // The rows rebuilt: weeks and months starting from `first` up to the ones holding the last
+    // day (some may not overlap the range; rebuilt from their day rows they stay as they are).
+    let rebuilt = |span: Span, bucket_ms: i64| {
+        let last = if span == Span::Week {
+            week_of_last
+        } else {
+            month_of_last
+        };
+        (first..=last).contains(&bucket_ms)
+    };
+    client
+        .execute(
+            "DELETE FROM rollups WHERE site = $1 AND bucket >= $2
+             AND (span = 'week' AND bucket <= $3 OR span = 'month' AND bucket <= $4)",
+            &[&site, &at(first), &at(week_of_last), &at(month_of_last)],
+        )
+        .await?;
+    let rows = client
+        .query(
+            "SELECT property, value, bucket, pageviews, events, visits, bounces, duration_ms,
+                 visitors
+             FROM rollups WHERE site = $1 AND span = 'day' AND bucket >= $2 AND bucket < $3",
+            &[&site, &at(first), &at(to_ms + 32 * 24 * 3_600_000)],
+        )
+        .await?;
+    let mut pending = Rollup::default();
+    for row in &rows {
+        let bucket: DateTime<Utc> = row.get(2);
+        let delta = day_delta(row)?;
+        for span in [Span::Week, Span::Month] {
+            let bucket_ms = zones.bucket_of(site, span, bucket.timestamp_millis());
+            if rebuilt(span, bucket_ms) {
+                let key = RowKey {
+                    site: site.to_string(),
+                    span,
+                    bucket_ms,
+                    property: row.get(0),
+                    value: row.get(1),
+                };
+                pending.rows.entry(key).or_default().add(&delta);
+            }
+        }
+    }
+    flush(client, &mut pending).await
+}
+
+/// The counters and sketch of a day row read as `…, pageviews, events, visits, bounces,
+/// duration_ms, visitors` in columns 3 to 8.
+fn day_delta(row: &tokio_postgres::Row) -> Result<Delta, StoreError> {
+    let visitors = match row.get::<_, Option<&[u8]>>(8) {
+        Some(bytes) => {
+            VisitorSketch::from_bytes(bytes).map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
+        None => VisitorSketch::default(),
+    };
+    Ok(Delta {
+        pageviews: row.get(3),
+        events: row.get(4),
+        visits: row.get(5),
+        bounces: row.get(6),
+        duration_ms: row.get(7),
+        visitors,
+    })
 }
 
 async fn flush(client: &impl GenericClient, pending: &mut Rollup) -> Result<u64, StoreError> {

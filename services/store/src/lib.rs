@@ -3,6 +3,7 @@
 //!
 //! Everything is scoped by the namespace: PostgreSQL schema, MongoDB database, Redis key prefix.
 
+pub mod applied_events;
 pub mod archive;
 pub mod calendar_rows;
 pub mod compaction;

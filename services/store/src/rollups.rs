@@ -162,6 +162,25 @@ fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u
     Ok(Some(merged))
 }
 
+/// Deletes `site`'s 15-minute and day rows whose bucket is in `[from_ms, to_ms)` (whole local days
+/// of the site), returning how many. The caller holds the site's aggregation lock, writes the
+/// rebuilt rows and rebuilds the week and month rows over them
+/// ([`crate::calendar_rows::rebuild_range`]) before it commits.
+pub async fn delete_fine_and_day_rows(
+    client: &impl GenericClient,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "DELETE FROM rollups WHERE site = $1 AND span IN ('15m', 'day')
+             AND bucket >= $2 AND bucket < $3",
+            &[&site, &bucket_time(from_ms), &bucket_time(to_ms)],
+        )
+        .await?)
+}
+
 /// The stored sketches of these rows (the ones that have one).
 async fn stored_sketches<'a>(
     client: &impl GenericClient,

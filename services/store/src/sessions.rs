@@ -174,6 +174,60 @@ pub async fn replace(
     Ok(())
 }
 
+/// Replaces every stored session of `site` that starts in `[from_ms, to_ms)` by `sessions` (which
+/// start there too), each open or closed as its `closed` says. The caller holds the site's lock
+/// ([`lock_for_change`]) and rewrites the visit rows of the range to match. Returns how many
+/// sessions it deleted.
+pub async fn replace_range(
+    client: &impl GenericClient,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    sessions: &[Session],
+) -> Result<u64, StoreError> {
+    let deleted = client
+        .execute(
+            "DELETE FROM sessions WHERE site = $1 AND start_ms >= $2 AND start_ms < $3",
+            &[&site, &from_ms, &to_ms],
+        )
+        .await?;
+    if let Some(stray) = sessions
+        .iter()
+        .find(|s| s.site != site || !(from_ms..to_ms).contains(&s.start_ms))
+    {
+        return Err(StoreError::Invalid(format!(
+            "session of {} at {} is outside the range replaced",
+            stray.site, stray.start_ms
+        )));
+    }
+    for chunk in sessions.chunks(5_000) {
+        let ids: Vec<i64> = chunk.iter().map(|s| id_to_sql(s.visitor_id)).collect();
+        let starts: Vec<i64> = chunk.iter().map(|s| s.start_ms).collect();
+        let ends: Vec<i64> = chunk.iter().map(|s| s.end_ms).collect();
+        let closed: Vec<bool> = chunk.iter().map(|s| s.closed).collect();
+        let states = chunk
+            .iter()
+            .map(encode_state)
+            .collect::<Result<Vec<_>, _>>()?;
+        client
+            .execute_typed(
+                "INSERT INTO sessions (site, visitor_id, start_ms, end_ms, state, closed)
+                 SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::bytea[],
+                     $6::bool[])",
+                &[
+                    (&site, Type::TEXT),
+                    (&ids, Type::INT8_ARRAY),
+                    (&starts, Type::INT8_ARRAY),
+                    (&ends, Type::INT8_ARRAY),
+                    (&states, Type::BYTEA_ARRAY),
+                    (&closed, Type::BOOL_ARRAY),
+                ],
+            )
+            .await?;
+    }
+    Ok(deleted)
+}
+
 /// The open sessions of `site` that start in `[from_ms, to_ms)` (not in the visit rollups yet).
 pub async fn open_in_range(
     client: &impl GenericClient,

@@ -1,0 +1,28 @@
+//! The ids of events whose effects are in the rollups (`applied_events`), as the aggregator claims
+//! them; here read by the tools that rebuild rollups, which must leave to the live aggregator what
+//! it has not applied yet.
+
+use std::collections::HashSet;
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// Those of `ids` that are in `applied_events` (committed, as this transaction sees them).
+pub async fn applied_among(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = client
+        .query_typed(
+            "SELECT event_id FROM applied_events WHERE event_id = ANY($1::uuid[])",
+            &[(&ids, Type::UUID_ARRAY)],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+}
