@@ -54,14 +54,34 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Rebuild statistics for a time range from the stream (or the archive)
+    /// Recompute a site's rollups, visits and sessions for whole local days from the events the
+    /// stream (or the archive) holds, and swap them in while the pipeline runs
     Replay {
+        /// The site to replay
+        #[arg(
+            long,
+            required_unless_present = "all_sites",
+            conflicts_with = "all_sites"
+        )]
+        site: Option<String>,
+        /// Replay every registered site
+        #[arg(long)]
+        all_sites: bool,
+        /// First local day of the range (YYYY-MM-DD)
         #[arg(long)]
         since: String,
+        /// Last local day of the range (YYYY-MM-DD; default: the site's today)
         #[arg(long)]
         until: Option<String>,
+        /// Where the events come from: the stream, the archive, or per day whichever holds it
+        #[arg(long = "from", value_enum, default_value_t = ReplaySource::Auto)]
+        source: ReplaySource,
+        /// Print per day what would change; change nothing
         #[arg(long)]
-        site: Option<String>,
+        dry_run: bool,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Backfill historical events through the pipeline
     Import {
@@ -169,6 +189,13 @@ pub enum DlqCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReplaySource {
+    Stream,
+    Archive,
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

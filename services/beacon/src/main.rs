@@ -1,5 +1,6 @@
 //! `beacon`: the one binary. Parses the command line and hands over to the services and tools.
 
+mod backfill;
 mod cli;
 mod services;
 mod tools;
@@ -93,7 +94,25 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Key {
             command: KeyCommand::Create { user },
         } => tools::key_create(&config, &user).await?,
-        Command::Replay { .. } => return Ok(not_yet("replay")),
+        Command::Replay {
+            site,
+            all_sites: _,
+            since,
+            until,
+            source,
+            dry_run,
+            json,
+        } => {
+            let request = beacon_backfill::ReplayRequest {
+                site,
+                since,
+                until,
+                source: source.into(),
+                dry_run,
+                progress: !json,
+            };
+            backfill::replay(&config, &request, json).await?
+        }
         Command::Import { .. } => return Ok(not_yet("import")),
         Command::Dlq {
             command: DlqCommand::List { json },

@@ -170,21 +170,32 @@ pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
     }
 }
 
-/// Runs `beacon ARGS` to completion; panics with its output if it fails.
-pub fn beacon_ok(env: &HashMap<String, String>, args: &[&str]) -> String {
+fn run_beacon(env: &HashMap<String, String>, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(args)
         .envs(env)
         .output()
         .expect("run beacon");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
+    (
         output.status.success(),
-        "beacon {args:?} failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&output.stderr)
-    );
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+/// Runs `beacon ARGS` to completion; panics with its output if it fails.
+pub fn beacon_ok(env: &HashMap<String, String>, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run_beacon(env, args);
+    assert!(success, "beacon {args:?} failed: {stdout}\n{stderr}");
     stdout
+}
+
+/// Runs `beacon ARGS` that must fail; returns its stderr (panics if it succeeds).
+pub fn beacon_fails(env: &HashMap<String, String>, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run_beacon(env, args);
+    assert!(!success, "beacon {args:?} succeeded: {stdout}\n{stderr}");
+    stderr
 }
 
 impl Beacon {
@@ -227,6 +238,16 @@ impl Beacon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} beacon {}", self.what);
     }
 
     pub fn kill(&mut self) {

@@ -20,7 +20,10 @@ pub const TRUTH_PASSWORD: &str = "correct horse battery staple";
 
 /// Fields drop in order: the process stops before the namespace is cleaned up.
 pub struct Pipeline {
+    /// `beacon all`, or `beacon collector` when the roles run apart ([`start_split_pipeline`]).
     pub process: Beacon,
+    /// `beacon api`, `beacon archiver`, `beacon aggregator` when the roles run apart.
+    pub roles: Vec<Beacon>,
     pub env: HashMap<String, String>,
     pub collector: String,
     pub api: String,
@@ -44,6 +47,30 @@ pub fn geoip_db() -> String {
 
 /// `beacon all` with the dataset's sites, owned by one owner whose API key is returned.
 pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
+    start_pipeline_with(label, http, &[]).await
+}
+
+/// [`start_pipeline`] with some variables set.
+pub async fn start_pipeline_with(
+    label: &str,
+    http: &reqwest::Client,
+    settings: &[(&str, &str)],
+) -> Pipeline {
+    start(label, http, settings, false).await
+}
+
+/// [`start_pipeline`] with each role in a process of its own (`roles`: api, archiver,
+/// aggregator), so a test can stop one.
+pub async fn start_split_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
+    start(label, http, &[], true).await
+}
+
+async fn start(
+    label: &str,
+    http: &reqwest::Client,
+    settings: &[(&str, &str)],
+    split: bool,
+) -> Pipeline {
     let ns = Namespace::new(label);
     let mut env = ns.env();
     let (c, a) = (free_port(), free_port());
@@ -52,6 +79,9 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
     env.insert("BEACON_GEOIP_DB".into(), geoip_db());
     env.insert("BEACON_RATE_LIMIT".into(), "100000".into());
     env.insert("BEACON_SESSION_CLOSE_AFTER".into(), "4s".into());
+    for (name, value) in settings {
+        env.insert(name.to_string(), value.to_string());
+    }
     beacon_ok(&env, &["migrate"]);
     add_user_with_password(&env, "truth@example.com", TRUTH_PASSWORD);
     let key = beacon_ok(&env, &["key", "create", "--user", "truth@example.com"])
@@ -61,12 +91,18 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
         add_owned_site(&env, site, tz.name(), "truth@example.com");
     }
     let tokens = site_tokens(&env);
-    let mut process = Beacon::spawn(&env, &["all"]);
     let collector = format!("http://127.0.0.1:{c}");
     let api = format!("http://127.0.0.1:{a}");
     let ready = Duration::from_secs(60);
+    let (mut process, mut roles) = if split {
+        let roles = ["api", "archiver", "aggregator"].map(|role| Beacon::spawn(&env, &[role]));
+        (Beacon::spawn(&env, &["collector"]), Vec::from(roles))
+    } else {
+        (Beacon::spawn(&env, &["all"]), Vec::new())
+    };
     wait_ready(http, &format!("{collector}/readyz"), &mut process, ready).await;
-    wait_ready(http, &format!("{api}/readyz"), &mut process, ready).await;
+    let api_process = roles.first_mut().unwrap_or(&mut process);
+    wait_ready(http, &format!("{api}/readyz"), api_process, ready).await;
     Pipeline {
         ns,
         env,
@@ -75,6 +111,7 @@ pub async fn start_pipeline(label: &str, http: &reqwest::Client) -> Pipeline {
         key,
         tokens,
         process,
+        roles,
     }
 }
 

@@ -28,5 +28,6 @@ mod privacy;
 mod private_postgres;
 mod publish_confirm;
 mod redis_down;
+mod replay;
 mod schemathesis;
 mod truth_checks;

@@ -1,0 +1,117 @@
+//! The backfill commands: `replay` (and, as they land, `import` and `export`), wired to their
+//! dependencies and printed for operators.
+
+use anyhow::Context as _;
+use beacon_backfill::replay::SiteReplay;
+use beacon_backfill::swap::DayNumbers;
+use beacon_backfill::{ReplayDeps, ReplayRequest, Source};
+use beacon_runtime::Config;
+
+use crate::cli::ReplaySource;
+use crate::wiring;
+
+impl From<ReplaySource> for Source {
+    fn from(source: ReplaySource) -> Self {
+        match source {
+            ReplaySource::Stream => Source::Stream,
+            ReplaySource::Archive => Source::Archive,
+            ReplaySource::Auto => Source::Auto,
+        }
+    }
+}
+
+/// `beacon replay`.
+pub async fn replay(config: &Config, request: &ReplayRequest, json: bool) -> anyhow::Result<()> {
+    let deps = replay_deps(config).await?;
+    let report = beacon_backfill::replay(&deps, request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for site in &report.sites {
+        print_site(site);
+    }
+    if report.dry_run {
+        println!("dry run: nothing was changed");
+    }
+    Ok(())
+}
+
+async fn replay_deps(config: &Config) -> anyhow::Result<ReplayDeps> {
+    let client = wiring::nats(config).await?;
+    let js = async_nats::jetstream::new(client);
+    // Connecting is lazy: a replay from the stream alone does not need MongoDB.
+    let archive = beacon_store::Archive::connect_with(
+        &config.mongo_url,
+        &config.namespace,
+        config.mongo_timeout,
+    )
+    .await
+    .context("BEACON_MONGO_URL")?;
+    let redis =
+        match beacon_store::live::connect_with(&config.redis_url, config.redis_timeout).await {
+            Ok(redis) => Some((redis, wiring::live_keys(config))),
+            Err(e) => {
+                eprintln!(
+                    "beacon: Redis is unreachable ({e}): cached API answers may be up to 60 s old"
+                );
+                None
+            }
+        };
+    Ok(ReplayDeps {
+        pool: wiring::postgres(config).await?,
+        js,
+        topology: wiring::topology(config),
+        archive,
+        redis,
+        dedup_window: config.dedup_window,
+        session_close_after: config.session_close_after,
+        rollup_fine_retention: config.rollup_fine_retention,
+    })
+}
+
+fn print_site(site: &SiteReplay) {
+    let s = &site.swapped;
+    println!(
+        "replay {} {} to {}: {} events read ({} from the stream, {} from the archive, {} invalid), \
+         {} counted, {} left to the live aggregator, {} rows and {} sessions written, {:.1} s",
+        site.site,
+        site.first_day,
+        site.last_day,
+        site.events_read,
+        site.from_stream,
+        site.from_archive,
+        site.invalid,
+        s.events,
+        s.left_to_live,
+        s.rows_written,
+        s.sessions_written,
+        site.seconds
+    );
+    println!(
+        "  {:<10}  {:<7}  {:>21}  {:>21}  {:>21}",
+        "day", "source", "visitors", "visits", "pageviews"
+    );
+    for day in &site.days {
+        let source = serde_json::to_value(day.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let change = |f: fn(&DayNumbers) -> i64| {
+            let (before, after) = (f(&day.before), f(&day.after));
+            if before == after {
+                format!("{after}")
+            } else {
+                format!("{before} -> {after}")
+            }
+        };
+        println!(
+            "  {:<10}  {:<7}  {:>21}  {:>21}  {:>21}",
+            day.day.to_string(),
+            source,
+            change(|d| d.visitors as i64),
+            change(|d| d.visits),
+            change(|d| d.pageviews)
+        );
+    }
+}
