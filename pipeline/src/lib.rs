@@ -4,6 +4,7 @@
 
 pub mod bucket;
 pub mod domain;
+pub mod hit;
 pub mod referrer;
 pub mod rollup;
 pub mod session;

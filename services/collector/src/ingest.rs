@@ -1,76 +1,18 @@
 //! The path every accepted hit takes, whatever endpoint it came in by: site check, bot filter,
 //! in-flight budget, enrichment, durable publish.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-
 use std::time::Duration;
 
 use beacon_jetstream::{Confirmations, PublishError};
-use beacon_pipeline::referrer::attribute;
+use beacon_pipeline::hit::{SenderFacts, VisitorIds};
 use beacon_pipeline::visitor::visitor_id;
 use beacon_runtime::retry::{RetryPolicy, retry_transient};
-use beacon_schemas::{Enrichment, Event, EventId, Revenue, SCHEMA_VERSION};
+use beacon_schemas::{Event, EventId};
 
 use crate::AppState;
 use crate::error::Refusal;
 
-/// One validated hit, before enrichment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
-    pub site: String,
-    pub name: String,
-    pub url: String,
-    pub hostname: String,
-    pub pathname: String,
-    pub referrer: Option<String>,
-    pub props: BTreeMap<String, String>,
-    pub interactive: bool,
-    /// Client-chosen id (server-side senders), making their retries idempotent.
-    pub id: Option<EventId>,
-    /// Event time for server-side senders and imports; `None` = now.
-    pub timestamp_ms: Option<i64>,
-    pub scroll_depth: Option<u8>,
-    pub engagement_ms: Option<u64>,
-    pub revenue: Option<Revenue>,
-    /// Server-side senders forward their visitor's address and user agent.
-    pub client: Option<Client>,
-}
-
-impl Hit {
-    /// A page view or event with only the required parts; the rest default.
-    pub fn new(
-        site: String,
-        name: String,
-        url: String,
-        hostname: String,
-        pathname: String,
-    ) -> Self {
-        Self {
-            site,
-            name,
-            url,
-            hostname,
-            pathname,
-            referrer: None,
-            props: BTreeMap::new(),
-            interactive: true,
-            id: None,
-            timestamp_ms: None,
-            scroll_depth: None,
-            engagement_ms: None,
-            revenue: None,
-            client: None,
-        }
-    }
-}
-
-/// Who sent a hit: used for the visitor hash and the bot filter, then forgotten.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Client {
-    pub ip: IpAddr,
-    pub user_agent: String,
-}
+pub use beacon_pipeline::hit::{Client, Hit};
 
 /// What to do with a hit for a site that is not registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,42 +106,16 @@ pub async fn ingest(
         .into_iter()
         .map(|(index, hit, agent)| {
             let client = hit.client.as_ref().unwrap_or(sender);
-            let attribution = attribute(&hit.url, hit.referrer.as_deref(), &hit.hostname);
-            let timestamp_ms = hit.timestamp_ms.unwrap_or(now_ms);
             let hash = |salt| visitor_id(salt, &hit.site, client.ip, &client.user_agent);
-            let event = Event {
-                v: SCHEMA_VERSION,
-                id: hit.id.unwrap_or_else(|| EventId::new_at(timestamp_ms)),
-                visitor_id: hash(&salts.today),
-                previous_visitor_id: salts.yesterday.as_ref().map(hash),
-                site: hit.site,
-                name: hit.name,
-                timestamp_ms,
-                received_at_ms: now_ms,
-                url: hit.url,
-                hostname: hit.hostname,
-                pathname: hit.pathname,
-                referrer: attribution.referrer,
-                props: hit.props,
-                interactive: hit.interactive,
-                enrichment: Enrichment {
-                    source: attribution.source,
-                    utm_source: attribution.utm_source,
-                    utm_medium: attribution.utm_medium,
-                    utm_campaign: attribution.utm_campaign,
-                    utm_content: attribution.utm_content,
-                    utm_term: attribution.utm_term,
-                    browser: agent.browser,
-                    browser_version: agent.browser_version,
-                    os: agent.os,
-                    os_version: agent.os_version,
-                    device: agent.device,
-                    country: state.geo.as_ref().and_then(|geo| geo.country(client.ip)),
-                },
-                scroll_depth: hit.scroll_depth,
-                engagement_ms: hit.engagement_ms,
-                revenue: hit.revenue,
+            let visitor = VisitorIds {
+                today: hash(&salts.today),
+                previous: salts.yesterday.as_ref().map(hash),
             };
+            let facts = SenderFacts {
+                agent,
+                country: state.geo.as_ref().and_then(|geo| geo.country(client.ip)),
+            };
+            let event = hit.into_event(visitor, facts, now_ms);
             // The consumers' own check, here too: what they would dead-letter is refused now.
             // The endpoints checked every field they read; this catches what enrichment derived.
             event.validate().map(|()| event).map_err(|invalid| {
