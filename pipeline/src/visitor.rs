@@ -33,6 +33,29 @@ pub fn visitor_id(salt: &Salt, site: &str, client: IpAddr, user_agent: &str) -> 
     hasher.finish()
 }
 
+/// The salt of local day `day` for historical events: derived from a site's secret import key,
+/// because the live salt of that day was deleted long ago. The same key and day give the same
+/// salt, so an import run again (or resumed) hashes every visitor as the first run did.
+pub fn day_salt(key: &Salt, day: chrono::NaiveDate) -> Salt {
+    use siphasher::sip128::{Hasher128 as _, SipHasher24 as SipHasher128};
+    let mut hasher = SipHasher128::new_with_key(&key.0);
+    hasher.write(b"beacon day salt\0");
+    hasher.write(day.to_string().as_bytes());
+    Salt(hasher.finish128().as_bytes())
+}
+
+/// The visitor id of an opaque visitor string an earlier tool exported (a hashed user id, a
+/// session id), keyed with the site's import key: the same string is the same visitor on
+/// every day, and the string itself is never stored.
+pub fn opaque_visitor_id(key: &Salt, site: &str, visitor: &str) -> u64 {
+    let mut hasher = SipHasher24::new_with_key(&key.0);
+    hasher.write(b"opaque\0");
+    hasher.write(site.as_bytes());
+    hasher.write_u8(0);
+    hasher.write(visitor.as_bytes());
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +105,22 @@ mod tests {
     #[test]
     fn salt_is_not_printed() {
         assert_eq!(format!("{A:?}"), "Salt(<secret>)");
+    }
+
+    #[test]
+    fn day_salts_differ_by_day_and_key_and_repeat() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let next = day.succ_opt().expect("date");
+        assert_eq!(day_salt(&A, day), day_salt(&A, day));
+        assert_ne!(day_salt(&A, day), day_salt(&A, next));
+        assert_ne!(day_salt(&A, day), day_salt(&B, day));
+        assert_ne!(
+            opaque_visitor_id(&A, "a.com", "user-1"),
+            opaque_visitor_id(&A, "b.com", "user-1")
+        );
+        assert_ne!(
+            opaque_visitor_id(&A, "a.com", "user-1"),
+            opaque_visitor_id(&B, "a.com", "user-1")
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! the range and settles the edge with live traffic), [`replay`] (the command), [`progress`].
 
 pub mod gather;
+pub mod import;
 pub mod progress;
 pub mod range;
 pub mod rebuild;

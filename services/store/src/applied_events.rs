@@ -15,14 +15,25 @@ pub async fn applied_among(
     client: &impl GenericClient,
     ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, StoreError> {
+    ids_found(
+        client,
+        "SELECT event_id FROM applied_events WHERE event_id = ANY($1::uuid[])",
+        ids,
+    )
+    .await
+}
+
+/// The ids `query` (one `uuid[]` parameter, one uuid column) returns among `ids`.
+pub(crate) async fn ids_found(
+    client: &impl GenericClient,
+    query: &str,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, StoreError> {
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
     let rows = client
-        .query_typed(
-            "SELECT event_id FROM applied_events WHERE event_id = ANY($1::uuid[])",
-            &[(&ids, Type::UUID_ARRAY)],
-        )
+        .query_typed(query, &[(&ids, Type::UUID_ARRAY)])
         .await?;
     rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod calendar_rows;
 pub mod compaction;
 pub mod error;
+pub mod imports;
 pub mod ingest_tokens;
 pub mod live;
 pub mod login_sessions;
