@@ -1,7 +1,11 @@
 //! The backfill commands: `replay` (and, as they land, `import` and `export`), wired to their
 //! dependencies and printed for operators.
 
+use std::process::ExitCode;
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use beacon_backfill::import::{ImportDeps, ImportRequest, ImportSummary};
 use beacon_backfill::replay::SiteReplay;
 use beacon_backfill::swap::DayNumbers;
 use beacon_backfill::{ReplayDeps, ReplayRequest, Source};
@@ -112,6 +116,58 @@ fn print_site(site: &SiteReplay) {
             change(|d| d.visitors as i64),
             change(|d| d.visits),
             change(|d| d.pageviews)
+        );
+    }
+}
+
+/// `beacon import`: exit code 1 when lines were rejected.
+pub async fn import(
+    config: &Config,
+    request: &ImportRequest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = wiring::nats(config).await?;
+    let country = wiring::geoip(config)?.map(|geo| {
+        let geo = Arc::new(geo);
+        Arc::new(move |ip| geo.country(ip)) as Arc<dyn Fn(_) -> _ + Send + Sync>
+    });
+    let deps = ImportDeps {
+        pool: wiring::postgres(config).await?,
+        publisher: wiring::publisher(config, &client),
+        country,
+    };
+    let summary = beacon_backfill::import::import(&deps, request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_import(&summary);
+    }
+    Ok(if summary.rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_import(summary: &ImportSummary) {
+    println!(
+        "import {}: {} lines read, {} events imported, {} imported before (skipped), {} bots skipped, \
+         {} rejected, {:.1} s",
+        summary.site,
+        summary.read,
+        summary.imported,
+        summary.duplicates_skipped,
+        summary.bots_skipped,
+        summary.rejected,
+        summary.seconds
+    );
+    for r in &summary.rejections {
+        println!("  rejected {}:{}: {}", r.file, r.line, r.reason);
+    }
+    if summary.rejected as usize > summary.rejections.len() {
+        println!(
+            "  … and {} more rejected lines",
+            summary.rejected as usize - summary.rejections.len()
         );
     }
 }

@@ -83,11 +83,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Backfill historical events through the pipeline
+    /// Backfill historical events through the pipeline (safe to run again: what was imported
+    /// before is skipped); exit code 1 when lines were rejected
     Import {
-        file: PathBuf,
+        /// Files to import, one event a line
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The site the events belong to
+        #[arg(long)]
+        site: String,
         #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
         format: ImportFormat,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Merge the 15-minute rollup rows of old local days into one row per day (the aggregator
     /// also does this every hour for days older than BEACON_ROLLUP_FINE_RETENTION)
@@ -201,5 +210,6 @@ pub enum ReplaySource {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ImportFormat {
     Ndjson,
+    GoatcounterCsv,
     PlausibleCsv,
 }

@@ -113,7 +113,22 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             backfill::replay(&config, &request, json).await?
         }
-        Command::Import { .. } => return Ok(not_yet("import")),
+        Command::Import {
+            files,
+            site,
+            format,
+            json,
+        } => {
+            if !matches!(format, cli::ImportFormat::Ndjson) {
+                return Ok(not_yet("import --format other than ndjson"));
+            }
+            let request = beacon_backfill::import::ImportRequest {
+                files,
+                site,
+                progress: !json,
+            };
+            return backfill::import(&config, &request, json).await;
+        }
         Command::Dlq {
             command: DlqCommand::List { json },
         } => tools::dlq_list(&config, json).await?,

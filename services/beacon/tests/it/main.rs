@@ -20,6 +20,7 @@ mod envelope_fuzz;
 mod fuzz;
 mod ground_truth;
 mod hostile_corpus;
+mod import;
 mod live_counters;
 mod owner_access;
 mod plausible_clients;

@@ -26,7 +26,7 @@ use crate::truth_checks::verify;
 
 /// Every rollup row (counters and sketch digest) and every session, as text: what a replay must
 /// leave exactly as live aggregation left it.
-async fn stored_state(pool: &beacon_store::Pool) -> Vec<String> {
+pub async fn stored_state(pool: &beacon_store::Pool) -> Vec<String> {
     let client = pool.get().await.expect("connection");
     let mut state: Vec<String> = client
         .query(

@@ -265,6 +265,20 @@ pub async fn verify(
     when: &str,
     hourly: bool,
 ) -> usize {
+    verify_days(http, api, key, dataset, when, hourly, |_| true).await
+}
+
+/// [`verify`] checking the single days `day_checked` picks (by index from the first day) —
+/// every range spanning days is checked whatever it says.
+pub async fn verify_days(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    dataset: &Dataset,
+    when: &str,
+    hourly: bool,
+    day_checked: impl Fn(u32) -> bool,
+) -> usize {
     let first_day = dataset.first_day;
     let label = labeller(dataset);
     let mut checker = Checker {
@@ -292,6 +306,7 @@ pub async fn verify(
             "{site}: some visit crosses local midnight"
         );
         let mut ranges: Vec<(String, NaiveDate, NaiveDate, &str)> = (0..=dataset.days)
+            .filter(|i| day_checked(*i))
             .map(|i| {
                 let d = first_day + Days::new(u64::from(i));
                 (
