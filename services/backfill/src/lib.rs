@@ -7,6 +7,7 @@
 //! rows and sessions, with the pipeline's own code), [`swap`] (the one transaction that replaces
 //! the range and settles the edge with live traffic), [`replay`] (the command), [`progress`].
 
+pub mod export;
 pub mod gather;
 pub mod import;
 pub mod progress;

@@ -171,3 +171,44 @@ fn print_import(summary: &ImportSummary) {
         );
     }
 }
+
+/// `beacon export`: to `output`, or to stdout; the summary goes to stderr.
+pub async fn export(
+    config: &Config,
+    request: &beacon_backfill::export::ExportRequest,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let archive = beacon_store::Archive::connect_with(
+        &config.mongo_url,
+        &config.namespace,
+        config.mongo_timeout,
+    )
+    .await
+    .context("BEACON_MONGO_URL")?;
+    let summary = match output {
+        Some(path) => {
+            // Written aside and renamed at the end: a failed export leaves no partial file.
+            let partial = path.with_extension("partial");
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let summary =
+                beacon_backfill::export::export(&pool, &archive, request, &mut out).await?;
+            drop(out);
+            std::fs::rename(&partial, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            summary
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            beacon_backfill::export::export(&pool, &archive, request, &mut out).await?
+        }
+    };
+    eprintln!(
+        "export {} {} to {}: {} events, {:.1} s",
+        summary.site, summary.first_day, summary.last_day, summary.events, summary.seconds
+    );
+    Ok(())
+}

@@ -98,6 +98,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A site's raw events from the archive as NDJSON import lines (to stdout, or -o FILE)
+    Export {
+        #[arg(long)]
+        site: String,
+        /// First local day (YYYY-MM-DD)
+        #[arg(long)]
+        since: String,
+        /// Last local day (YYYY-MM-DD; default: the site's today)
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+        format: ExportFormat,
+        /// Write to this file instead of stdout
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// Merge the 15-minute rollup rows of old local days into one row per day (the aggregator
     /// also does this every hour for days older than BEACON_ROLLUP_FINE_RETENTION)
     Compact {
@@ -205,6 +221,12 @@ pub enum ReplaySource {
     Stream,
     Archive,
     Auto,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    PlausibleCsv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

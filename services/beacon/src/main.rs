@@ -113,6 +113,24 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             backfill::replay(&config, &request, json).await?
         }
+        Command::Export {
+            site,
+            since,
+            until,
+            format,
+            output,
+        } => {
+            if !matches!(format, cli::ExportFormat::Ndjson) {
+                return Ok(not_yet("export --format plausible-csv"));
+            }
+            let request = beacon_backfill::export::ExportRequest {
+                site,
+                since,
+                until,
+                progress: output.is_some(),
+            };
+            backfill::export(&config, &request, output.as_deref()).await?
+        }
         Command::Import {
             files,
             site,

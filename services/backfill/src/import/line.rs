@@ -63,6 +63,9 @@ pub struct Line {
     pub device: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// Beacon's export: the source as attributed when the event arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Who a line's visitor is.
@@ -85,6 +88,8 @@ pub struct ParsedLine {
     /// Browser, OS and device given by the line (Beacon's export); `None`: from the user agent.
     pub agent: Option<UserAgentInfo>,
     pub country: Option<String>,
+    /// The source given by the line (Beacon's export); `None`: attributed from URL and referrer.
+    pub source: Option<String>,
 }
 
 /// Why a line is rejected: the field and the problem.
@@ -227,6 +232,7 @@ pub fn parse_line(text: &str, site: &str, now_ms: i64) -> Result<ParsedLine, Lin
         identity,
         agent,
         country: line.country.clone(),
+        source: line.source.clone(),
     })
 }
 
@@ -325,7 +331,11 @@ mod tests {
     #[test]
     fn bad_lines_name_the_field() {
         let field = |line: &str| parse_line(line, "a.example", NOW).expect_err(line).field;
-        assert_eq!(field(r#"{"url":"https://a.example/","visitor":"u"}"#), "");
+        assert_eq!(field("{not json"), "");
+        assert_eq!(
+            field(r#"{"url":"https://a.example/","visitor":"u"}"#),
+            "timestamp"
+        );
         assert_eq!(
             field(r#"{"url":"https://a.example/","timestamp":"soon","visitor":"u"}"#),
             "timestamp"

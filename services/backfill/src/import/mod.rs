@@ -287,6 +287,7 @@ impl Run<'_> {
             identity,
             agent,
             country,
+            source,
         } = parsed;
         let client = hit.client.clone();
         let agent = match (agent, &client) {
@@ -327,7 +328,11 @@ impl Run<'_> {
             let lookup = self.deps.country.as_ref()?;
             client.as_ref().and_then(|c| lookup(c.ip))
         });
-        Some(hit.into_event(visitor, SenderFacts { agent, country }, now_ms))
+        let mut event = hit.into_event(visitor, SenderFacts { agent, country }, now_ms);
+        if source.is_some() {
+            event.enrichment.source = source;
+        }
+        Some(event)
     }
 
     fn reject(&mut self, file: &str, line: u64, reason: String) {
