@@ -165,7 +165,7 @@ fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u
 /// Deletes `site`'s 15-minute and day rows whose bucket is in `[from_ms, to_ms)` (whole local days
 /// of the site), returning how many. The caller holds the site's aggregation lock, writes the
 /// rebuilt rows and rebuilds the week and month rows over them
-/// ([`crate::calendar_rows::rebuild_range`]) before it commits.
+/// (`calendar_rows::rebuild_range`) before it commits.
 pub async fn delete_fine_and_day_rows(
     client: &impl GenericClient,
     site: &str,
