@@ -11,8 +11,11 @@ use beacon_store::{Archive, Pool, sites};
 use chrono::Utc;
 
 use crate::import::line::Line;
+use std::sync::Arc;
+
 use crate::progress::Progress;
 use crate::range::{DayRange, RangeError, parse_day};
+use crate::runs::Tracked;
 
 /// What to export.
 #[derive(Debug, Clone)]
@@ -69,11 +72,36 @@ pub async fn export(
         .transpose()?
         .unwrap_or(today);
     let range = DayRange::new(&domain, site.timezone, since, until)?;
-    let progress = Progress::new(&format!("export {domain}: events"), None, !request.progress);
+    let progress = Arc::new(Progress::new(
+        &format!("export {domain}: events"),
+        None,
+        !request.progress,
+    ));
+    let tracked = Tracked::start(pool, "export", &domain, "events", progress.clone()).await;
+    let written = write_lines(archive, &range, out, &progress).await;
+    tracked.finish().await;
+    let written = written?;
+    progress.finish();
+    Ok(ExportSummary {
+        site: domain,
+        first_day: since.to_string(),
+        last_day: until.to_string(),
+        events: written,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes the range's events, one line each; returns how many.
+async fn write_lines(
+    archive: &Archive,
+    range: &DayRange,
+    out: &mut impl Write,
+    progress: &Progress,
+) -> Result<u64, ExportError> {
     let mut written = 0u64;
     let mut failure = None;
     archive
-        .site_events(&domain, range.from_ms, range.to_ms, |event| {
+        .site_events(&range.site, range.from_ms, range.to_ms, |event| {
             if failure.is_some() {
                 return;
             }
@@ -94,14 +122,7 @@ pub async fn export(
         return Err(e.into());
     }
     out.flush()?;
-    progress.finish();
-    Ok(ExportSummary {
-        site: domain,
-        first_day: since.to_string(),
-        last_day: until.to_string(),
-        events: written,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(written)
 }
 
 /// The import line of an archived event.

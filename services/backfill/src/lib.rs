@@ -14,6 +14,7 @@ pub mod progress;
 pub mod range;
 pub mod rebuild;
 pub mod replay;
+pub mod runs;
 pub mod swap;
 
 pub use gather::Source;

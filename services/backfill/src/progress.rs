@@ -88,6 +88,11 @@ impl Progress {
         }
     }
 
+    /// How many units there are, if known.
+    pub fn total(&self) -> Option<u64> {
+        self.plain.lock().ok().and_then(|p| p.total)
+    }
+
     /// How many units are done.
     pub fn done(&self) -> u64 {
         match &self.bar {

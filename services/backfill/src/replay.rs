@@ -8,10 +8,13 @@ use beacon_store::{Archive, LiveKeys, Pool, StoreError, sites};
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::gather::{DayOrigin, GatherDeps, GatherError, Source, gather};
+use std::sync::Arc;
+
+use crate::gather::{DayOrigin, GatherDeps, GatherError, Gathered, Source, gather};
 use crate::progress::Progress;
 use crate::range::{DayRange, RangeError, parse_day};
 use crate::rebuild::Cutoffs;
+use crate::runs::Tracked;
 use crate::swap::{DayNumbers, SwapError, SwapSettings, Swapped, swap};
 
 /// Everything a replay talks to, and the pipeline settings it must agree with.
@@ -149,17 +152,53 @@ async fn replay_site(
 ) -> Result<SiteReplay, ReplayError> {
     let started = std::time::Instant::now();
     let site = range.site.clone();
-    let progress = Progress::new(
+    let progress = Arc::new(Progress::new(
         &format!("replay {site}: events read"),
         None,
         !request.progress,
-    );
+    ));
+    let tracked = Tracked::start(&deps.pool, "replay", &site, "events", progress.clone()).await;
+    let outcome = gather_and_swap(deps, request, range, &progress).await;
+    tracked.finish().await;
+    let (gathered, swapped) = outcome?;
+    let days = gathered
+        .day_origins(range)
+        .into_iter()
+        .map(|(day, source)| DayReport {
+            day,
+            source,
+            before: swapped.before.get(&day).copied().unwrap_or_default(),
+            after: swapped.after.get(&day).copied().unwrap_or_default(),
+        })
+        .collect();
+    Ok(SiteReplay {
+        site,
+        first_day: range.first_day,
+        last_day: range.last_day,
+        days,
+        events_read: progress.done(),
+        from_stream: gathered.from_stream,
+        from_archive: gathered.from_archive,
+        invalid: gathered.invalid + gathered.undecodable,
+        swapped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Gathers one site's range and swaps it in.
+async fn gather_and_swap(
+    deps: &ReplayDeps,
+    request: &ReplayRequest,
+    range: &DayRange,
+    progress: &Progress,
+) -> Result<(Gathered, Swapped), ReplayError> {
+    let site = range.site.clone();
     let gather_deps = GatherDeps {
         js: &deps.js,
         topology: &deps.topology,
         archive: &deps.archive,
     };
-    let mut gathered = gather(&gather_deps, range, request.source, &progress)
+    let mut gathered = gather(&gather_deps, range, request.source, progress)
         .await
         .map_err(|source| ReplayError::Gather {
             site: site.clone(),
@@ -193,28 +232,7 @@ async fn replay_site(
     if !request.dry_run {
         raise_data_version(deps, &site).await;
     }
-    let days = gathered
-        .day_origins(range)
-        .into_iter()
-        .map(|(day, source)| DayReport {
-            day,
-            source,
-            before: swapped.before.get(&day).copied().unwrap_or_default(),
-            after: swapped.after.get(&day).copied().unwrap_or_default(),
-        })
-        .collect();
-    Ok(SiteReplay {
-        site,
-        first_day: range.first_day,
-        last_day: range.last_day,
-        days,
-        events_read: progress.done(),
-        from_stream: gathered.from_stream,
-        from_archive: gathered.from_archive,
-        invalid: gathered.invalid + gathered.undecodable,
-        swapped,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok((gathered, swapped))
 }
 
 /// Compaction drops the 15-minute rows of local days that ended before `cutoff_ms`; a replay does

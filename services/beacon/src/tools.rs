@@ -172,8 +172,12 @@ pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
     let state = pipeline_state(&js, &wiring::topology(config))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pool = wiring::postgres(config).await?;
+    let backfills = beacon_store::backfill_runs::running(&**pool.get().await?).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&state)?);
+        let mut value = serde_json::to_value(&state)?;
+        value["backfills"] = serde_json::to_value(&backfills)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let s = &state.stream;
@@ -204,6 +208,17 @@ pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
         );
     }
     println!("dead letters: {}", state.dead_letters);
+    for run in &backfills {
+        let of = run.total.map(|t| format!(" of {t}")).unwrap_or_default();
+        println!(
+            "{} {} running since {}: {}{of} {}",
+            run.kind,
+            run.site,
+            run.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            run.done,
+            run.unit
+        );
+    }
     Ok(())
 }
 

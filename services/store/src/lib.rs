@@ -5,6 +5,7 @@
 
 pub mod applied_events;
 pub mod archive;
+pub mod backfill_runs;
 pub mod calendar_rows;
 pub mod compaction;
 pub mod error;

@@ -26,6 +26,7 @@ use beacon_schemas::{Event, EventId};
 use beacon_store::{Pool, StoreError, imports, sites};
 
 use crate::progress::Progress;
+use crate::runs::Tracked;
 use ids::LineIds;
 use line::{Identity, ParsedLine, parse_line};
 
@@ -116,14 +117,31 @@ pub async fn import(
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let progress = Progress::new(
+    let progress = Arc::new(Progress::new(
         &format!("import {domain}: bytes read"),
         Some(total),
         !request.progress,
-    );
+    ));
+    let tracked = Tracked::start(&deps.pool, "import", &domain, "bytes", progress.clone()).await;
+    let outcome = import_files(deps, request, site.id, domain, key, &progress).await;
+    tracked.finish().await;
+    let mut summary = outcome?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Reads every file of the request, importing its lines.
+async fn import_files(
+    deps: &ImportDeps,
+    request: &ImportRequest,
+    site_id: i64,
+    domain: String,
+    key: Salt,
+    progress: &Progress,
+) -> Result<ImportSummary, ImportError> {
     let mut run = Run {
         deps,
-        site_id: site.id,
+        site_id,
         site: domain.clone(),
         key,
         ids: LineIds::default(),
@@ -159,7 +177,6 @@ pub async fn import(
     }
     run.flush().await?;
     progress.finish();
-    run.summary.seconds = started.elapsed().as_secs_f64();
     Ok(run.summary)
 }
 

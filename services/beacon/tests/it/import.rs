@@ -117,6 +117,34 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
         },
     )
     .await;
+    // While it runs, operators see it: `beacon lag` and /api/pipeline.
+    let lag: Value =
+        serde_json::from_str(&beacon_ok(&pipeline.env, &["lag", "--json"])).expect("lag JSON");
+    let running = &lag["backfills"][0];
+    assert_eq!(
+        (
+            running["kind"].as_str(),
+            running["site"].as_str(),
+            running["unit"].as_str()
+        ),
+        (Some("import"), Some(first), Some("bytes")),
+        "{lag}"
+    );
+    let shown: Value = http
+        .get(format!("{}/api/pipeline", pipeline.api))
+        .bearer_auth(&pipeline.key)
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        shown["backfills"][0]["site"].as_str(),
+        Some(first),
+        "{shown}"
+    );
+    assert!(shown["backfills"][0]["total"].as_i64() > Some(0), "{shown}");
     child.kill().expect("kill the import");
     let _ = child.wait();
     let partly = count(&pool, "SELECT count(*) FROM imported_events")
@@ -150,6 +178,17 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
     wait_applied(&pool, counted).await;
     wait_visits_closed(&pool).await;
     eprintln!("applied after {:.0?}", started.elapsed());
+    // The killed run's row goes stale; the finished runs removed theirs.
+    eventually(
+        "no backfill shown running",
+        Duration::from_secs(90),
+        || async {
+            let lag: Value =
+                serde_json::from_str(&beacon_ok(&pipeline.env, &["lag", "--json"])).ok()?;
+            (lag["backfills"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
     // Every range spanning days, and one single day in six (with its hourly series).
     let numbers = verify_days(
         &http,
