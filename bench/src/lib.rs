@@ -132,3 +132,50 @@ pub fn write_results(name: &str, markdown: &str) -> anyhow::Result<()> {
     println!("{markdown}\nwritten to {}", path.display());
     Ok(())
 }
+
+/// The usual baseline: a plain pull consumer that fetches, decodes and acks the last `count`
+/// messages of the stream (a durable named after `round`, deleted after).
+pub async fn raw_pull_ack(
+    stream: &jetstream::stream::Stream,
+    batch: usize,
+    count: usize,
+    round: usize,
+) -> anyhow::Result<Duration> {
+    // Deliver exactly this round's messages: start at the round's first sequence.
+    let info = stream
+        .get_info()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let first = info.state.last_sequence + 1 - count as u64;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(format!("raw-{round}")),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: first,
+            },
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = std::time::Instant::now();
+    let mut seen = 0;
+    while seen < count {
+        let mut messages = consumer
+            .fetch()
+            .max_messages(batch)
+            .expires(Duration::from_millis(200))
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        while let Some(message) = futures::StreamExt::next(&mut messages).await {
+            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let _ = beacon_schemas::decode(&message.payload)?;
+            message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            seen += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    stream.delete_consumer(&format!("raw-{round}")).await.ok();
+    Ok(elapsed)
+}

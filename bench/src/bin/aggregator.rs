@@ -7,12 +7,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use beacon_jetstream::async_nats::jetstream::consumer::{PullConsumer, pull};
+use beacon_jetstream::async_nats::jetstream::consumer::PullConsumer;
 use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Publisher, Topology};
 use beacon_runtime::{AdminState, CancellationToken, Health};
 use beacon_store::LiveKeys;
 use clap::Parser;
-use futures::StreamExt;
 
 #[derive(Parser)]
 struct Args {
@@ -48,53 +47,6 @@ fn event(round: usize, n: usize, visitors: usize) -> beacon_schemas::Event {
     e.timestamp_ms -= 3_600_000 - (n / visitors) as i64 * 60_000;
     e.id = beacon_schemas::EventId::new_at(e.timestamp_ms);
     e
-}
-
-/// The baseline: a plain pull consumer that fetches and acks every message of the round.
-async fn raw(
-    stream: &beacon_jetstream::async_nats::jetstream::stream::Stream,
-    batch: usize,
-    count: usize,
-    round: usize,
-) -> anyhow::Result<Duration> {
-    // Deliver exactly this round's messages: start at the round's first sequence.
-    let info = stream
-        .get_info()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let first = info.state.last_sequence + 1 - count as u64;
-    let consumer: PullConsumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(format!("raw-{round}")),
-            deliver_policy:
-                beacon_jetstream::async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: first,
-                },
-            ack_policy: beacon_jetstream::async_nats::jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < count {
-        let mut messages = consumer
-            .fetch()
-            .max_messages(batch)
-            .expires(Duration::from_millis(200))
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let _ = beacon_schemas::decode(&message.payload)?;
-            message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            seen += 1;
-        }
-    }
-    let elapsed = started.elapsed();
-    stream.delete_consumer(&format!("raw-{round}")).await.ok();
-    Ok(elapsed)
 }
 
 fn rss_mib() -> f64 {
@@ -158,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         beacon_bench::publish_all(&publisher, &events).await?;
         last_seq += events.len() as u64;
-        let raw = raw(&stream, args.raw_batch, args.events, round).await?;
+        let raw = beacon_bench::raw_pull_ack(&stream, args.raw_batch, args.events, round).await?;
 
         let shutdown = CancellationToken::new();
         let deps = beacon_aggregator::Deps {
