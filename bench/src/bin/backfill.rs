@@ -128,6 +128,11 @@ async fn main() -> anyhow::Result<()> {
         let report = beacon_backfill::replay(&deps, &request).await?;
         let replayed = started.elapsed();
         let counted = report.sites[0].swapped.events;
+        let locked = report.sites[0].swapped.locked_seconds;
+        println!(
+            "round {round}: under the lock: {}",
+            report.sites[0].swapped.locked_steps
+        );
         anyhow::ensure!(
             counted as usize == round * args.events,
             "the replay counted {counted} events, expected {}",
@@ -171,9 +176,9 @@ async fn main() -> anyhow::Result<()> {
         let p = beacon_bench::rate(counted as usize, replayed);
         let i = beacon_bench::rate(args.events, imported);
         println!(
-            "round {round}: raw {r:.0}/s, live aggregator {l:.0}/s, replay of {counted} events {p:.0}/s, import {i:.0} lines/s"
+            "round {round}: raw {r:.0}/s, live aggregator {l:.0}/s, replay of {counted} events {p:.0}/s (site locked {locked:.2} s), import {i:.0} lines/s"
         );
-        rows.push((r, l, p, i, counted));
+        rows.push((r, l, p, i, counted, locked));
     }
     let _ = std::fs::remove_file(&scratch);
     beacon_store::postgres::drop_namespace(&postgres_url, &namespace)
@@ -183,9 +188,9 @@ async fn main() -> anyhow::Result<()> {
     beacon_bench::drop_streams(&js, &namespace).await;
 
     let mut table = String::new();
-    for (n, (r, l, p, i, counted)) in rows.iter().enumerate() {
+    for (n, (r, l, p, i, counted, locked)) in rows.iter().enumerate() {
         table.push_str(&format!(
-            "| {} | {r:.0} | {l:.0} | {counted} | {p:.0} | {:.1}× | {i:.0} | {:.1}× |\n",
+            "| {} | {r:.0} | {l:.0} | {counted} | {p:.0} | {:.1}× | {locked:.2} | {i:.0} | {:.1}× |\n",
             n + 1,
             p / l,
             i / l,
@@ -201,8 +206,10 @@ async fn main() -> anyhow::Result<()> {
          `import` of as many NDJSON lines into a second site (parse, enrich, publish with confirmed\n\
          acks, record the ids). Replay and import rates are per second of their wall time;\n\
          imported events then go through the aggregator like live ones (not timed).\n\n\
-         | round | raw pull+ack (msgs/s) | live aggregator (events/s) | events replayed | replay (events/s) | replay / live | import (lines/s) | import / live |\n\
-         |---|---|---|---|---|---|---|---|\n{table}\n\
+         | round | raw pull+ack (msgs/s) | live aggregator (events/s) | events replayed | replay (events/s) | replay / live | site locked (s) | import (lines/s) | import / live |\n\
+         |---|---|---|---|---|---|---|---|---|\n{table}\n\
+         \"Site locked\" is how long the swap held the site's aggregation lock (tail read, applied check,\n\
+         rebuild, delete and write, commit): the longest a live batch of that site waited.\n\n\
          Run: `cargo run --release -p beacon-bench --bin backfill -- --events {} --rounds {} --visitors {} --days {}`\n",
         beacon_bench::machine(),
         args.events,

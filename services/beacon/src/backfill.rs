@@ -78,7 +78,8 @@ fn print_site(site: &SiteReplay) {
     let s = &site.swapped;
     println!(
         "replay {} {} to {}: {} events read ({} from the stream, {} from the archive, {} invalid), \
-         {} counted, {} left to the live aggregator, {} rows and {} sessions written, {:.1} s",
+         {} counted, {} left to the live aggregator, {} rows and {} sessions written, {:.1} s \
+         (the site locked {:.2} s)",
         site.site,
         site.first_day,
         site.last_day,
@@ -90,7 +91,8 @@ fn print_site(site: &SiteReplay) {
         s.left_to_live,
         s.rows_written,
         s.sessions_written,
-        site.seconds
+        site.seconds,
+        s.locked_seconds
     );
     println!(
         "  {:<10}  {:<7}  {:>21}  {:>21}  {:>21}",
