@@ -179,3 +179,71 @@ pub async fn raw_pull_ack(
     stream.delete_consumer(&format!("raw-{round}")).await.ok();
     Ok(elapsed)
 }
+
+/// What an in-process aggregator run needs.
+pub struct AggregatorRun<'a> {
+    pub js: &'a jetstream::Context,
+    pub topology: &'a Topology,
+    pub policy: &'a ConsumerPolicy,
+    pub pool: &'a beacon_store::Pool,
+    pub redis: &'a fred::prelude::Client,
+    pub namespace: &'a str,
+    /// Visitors whose sessions it keeps in memory (`BEACON_SESSION_CACHE`).
+    pub session_cache: usize,
+}
+
+/// Runs the aggregator in-process until it has acknowledged the stream up to `last_sequence`;
+/// returns how long that took.
+pub async fn aggregate_until(
+    run: &AggregatorRun<'_>,
+    last_sequence: u64,
+) -> anyhow::Result<Duration> {
+    let stream = run
+        .js
+        .get_stream(run.topology.events_stream())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_consumer(
+            &run.topology
+                .consumer_name(beacon_jetstream::ConsumerKind::Aggregator),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shutdown = beacon_runtime::CancellationToken::new();
+    let deps = beacon_aggregator::Deps {
+        js: run.js.clone(),
+        topology: run.topology.clone(),
+        policy: run.policy.clone(),
+        pool: run.pool.clone(),
+        redis: run.redis.clone(),
+        live_keys: beacon_store::LiveKeys::new(run.namespace),
+        maintenance: beacon_aggregator::Maintenance {
+            close_after: Duration::from_secs(1800),
+            dedup_window: Duration::from_secs(7 * 86_400),
+            fine_retention: Duration::from_secs(35 * 86_400),
+        },
+        session_cache: run.session_cache,
+        admin: beacon_runtime::AdminState {
+            health: beacon_runtime::Health::default(),
+            metrics: None,
+            shutdown: shutdown.clone(),
+        },
+    };
+    let started = Instant::now();
+    let running = tokio::spawn(beacon_aggregator::run(deps, None, shutdown.clone()));
+    while consumer
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .ack_floor
+        .stream_sequence
+        < last_sequence
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    shutdown.cancel();
+    running.await??;
+    Ok(took)
+}

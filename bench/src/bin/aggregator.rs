@@ -4,13 +4,10 @@
 //!
 //! `cargo run --release -p beacon-bench --bin aggregator -- --events 50000 --rounds 5`
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use beacon_jetstream::async_nats::jetstream::consumer::PullConsumer;
-use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Publisher, Topology};
-use beacon_runtime::{AdminState, CancellationToken, Health};
-use beacon_store::LiveKeys;
+use beacon_jetstream::{ConsumerPolicy, Publisher, Topology};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -97,11 +94,6 @@ async fn main() -> anyhow::Result<()> {
         .get_stream(topology.events_stream())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut aggregator_consumer: PullConsumer = stream
-        .get_consumer(&topology.consumer_name(ConsumerKind::Aggregator))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-
     let mut rows = Vec::new();
     let mut last_seq = 0u64;
     for round in 1..=args.rounds {
@@ -112,41 +104,16 @@ async fn main() -> anyhow::Result<()> {
         last_seq += events.len() as u64;
         let raw = beacon_bench::raw_pull_ack(&stream, args.raw_batch, args.events, round).await?;
 
-        let shutdown = CancellationToken::new();
-        let deps = beacon_aggregator::Deps {
-            js: js.clone(),
-            topology: topology.clone(),
-            policy: policy.clone(),
-            pool: pool.clone(),
-            redis: redis.clone(),
-            live_keys: LiveKeys::new(&namespace),
-            maintenance: beacon_aggregator::Maintenance {
-                close_after: Duration::from_secs(1800),
-                dedup_window: Duration::from_secs(7 * 86_400),
-                fine_retention: Duration::from_secs(35 * 86_400),
-            },
+        let run = beacon_bench::AggregatorRun {
+            js: &js,
+            topology: &topology,
+            policy: &policy,
+            pool: &pool,
+            redis: &redis,
+            namespace: &namespace,
             session_cache: args.session_cache,
-            admin: AdminState {
-                health: Health::default(),
-                metrics: None,
-                shutdown: shutdown.clone(),
-            },
         };
-        let started = Instant::now();
-        let running = tokio::spawn(beacon_aggregator::run(deps, None, shutdown.clone()));
-        while aggregator_consumer
-            .info()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .ack_floor
-            .stream_sequence
-            < last_seq
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let aggregated = started.elapsed();
-        shutdown.cancel();
-        running.await??;
+        let aggregated = beacon_bench::aggregate_until(&run, last_seq).await?;
 
         let total: i64 = pool
             .get()

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use beacon_backfill::import::{ImportDeps, ImportRequest};
 use beacon_backfill::{ReplayDeps, ReplayRequest, Source};
-use beacon_jetstream::async_nats::jetstream::consumer::PullConsumer;
-use beacon_jetstream::{ConsumerKind, ConsumerPolicy, Publisher, Topology};
-use beacon_runtime::{AdminState, CancellationToken, Health};
+use beacon_jetstream::{ConsumerPolicy, Publisher, Topology};
 use beacon_store::LiveKeys;
 use clap::Parser;
 
@@ -232,54 +230,23 @@ async fn aggregate(
     redis: &fred::prelude::Client,
     namespace: &str,
 ) -> anyhow::Result<Duration> {
-    let stream = js
+    let last = js
         .get_stream(topology.events_stream())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let last = stream
+        .map_err(|e| anyhow::anyhow!("{e}"))?
         .get_info()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .state
         .last_sequence;
-    let mut consumer: PullConsumer = stream
-        .get_consumer(&topology.consumer_name(ConsumerKind::Aggregator))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let shutdown = CancellationToken::new();
-    let deps = beacon_aggregator::Deps {
-        js: js.clone(),
-        topology: topology.clone(),
-        policy: policy.clone(),
-        pool: pool.clone(),
-        redis: redis.clone(),
-        live_keys: LiveKeys::new(namespace),
-        maintenance: beacon_aggregator::Maintenance {
-            close_after: Duration::from_secs(1800),
-            dedup_window: Duration::from_secs(7 * 86_400),
-            fine_retention: Duration::from_secs(35 * 86_400),
-        },
+    let run = beacon_bench::AggregatorRun {
+        js,
+        topology,
+        policy,
+        pool,
+        redis,
+        namespace,
         session_cache: 20_000,
-        admin: AdminState {
-            health: Health::default(),
-            metrics: None,
-            shutdown: shutdown.clone(),
-        },
     };
-    let started = Instant::now();
-    let running = tokio::spawn(beacon_aggregator::run(deps, None, shutdown.clone()));
-    while consumer
-        .info()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .ack_floor
-        .stream_sequence
-        < last
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let took = started.elapsed();
-    shutdown.cancel();
-    running.await??;
-    Ok(took)
+    beacon_bench::aggregate_until(&run, last).await
 }
