@@ -151,15 +151,10 @@ pub async fn gather(
     let unarchived = beacon_jetstream::first_unacked_ms(deps.js, &stream, &archiver)
         .await
         .map_err(nats)?;
-    let stream_from = if archive_until_ms >= range.read_to_ms() {
-        unarchived
-    } else {
-        Some(archive_until_ms - STORED_SLACK_MS)
-    };
-    let stream_from = match (stream_from, unarchived) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    // The earlier of the two starts there are (each may be absent).
+    let needed =
+        (archive_until_ms < range.read_to_ms()).then(|| archive_until_ms - STORED_SLACK_MS);
+    let stream_from = [needed, unarchived].into_iter().flatten().min();
 
     if archive_until_ms > range.read_from_ms() {
         let until = archive_until_ms.min(range.read_to_ms());

@@ -44,14 +44,7 @@ pub async fn replay(config: &Config, request: &ReplayRequest, json: bool) -> any
 async fn replay_deps(config: &Config) -> anyhow::Result<ReplayDeps> {
     let client = wiring::nats(config).await?;
     let js = async_nats::jetstream::new(client);
-    // Connecting is lazy: a replay from the stream alone does not need MongoDB.
-    let archive = beacon_store::Archive::connect_with(
-        &config.mongo_url,
-        &config.namespace,
-        config.mongo_timeout,
-    )
-    .await
-    .context("BEACON_MONGO_URL")?;
+    let archive = archive(config).await?;
     let redis =
         match beacon_store::live::connect_with(&config.redis_url, config.redis_timeout).await {
             Ok(redis) => Some((redis, wiring::live_keys(config))),
@@ -72,6 +65,13 @@ async fn replay_deps(config: &Config) -> anyhow::Result<ReplayDeps> {
         session_close_after: config.session_close_after,
         rollup_fine_retention: config.rollup_fine_retention,
     })
+}
+
+/// The archive handle; connecting is lazy, so a replay from the stream alone never needs MongoDB.
+async fn archive(config: &Config) -> anyhow::Result<beacon_store::Archive> {
+    beacon_store::Archive::connect_with(&config.mongo_url, &config.namespace, config.mongo_timeout)
+        .await
+        .context("BEACON_MONGO_URL")
 }
 
 fn print_site(site: &SiteReplay) {
@@ -181,13 +181,7 @@ pub async fn export(
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let pool = wiring::postgres(config).await?;
-    let archive = beacon_store::Archive::connect_with(
-        &config.mongo_url,
-        &config.namespace,
-        config.mongo_timeout,
-    )
-    .await
-    .context("BEACON_MONGO_URL")?;
+    let archive = archive(config).await?;
     let summary = match output {
         Some(path) => {
             // Written aside and renamed at the end: a failed export leaves no partial file.
