@@ -1,12 +1,14 @@
 //! `GET /api/pipeline`: stream and consumer lag as JSON, for the consumer-lag dashboard, with the
 //! replays, imports and exports running now.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use beacon_jetstream::{PipelineState, pipeline_state};
 use beacon_store::backfill_runs::{self, BackfillRun};
+use beacon_store::sites;
 use serde::Serialize;
 
 use crate::AppState;
@@ -22,16 +24,26 @@ pub struct Pipeline {
 }
 
 pub async fn lag(
-    _owner: Owner,
+    Owner(owner): Owner,
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<Pipeline>, ApiError> {
     let jetstream = pipeline_state(&state.js, &state.topology)
         .await
         .map_err(ApiError::unavailable)?;
     let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let backfills = backfill_runs::running(&**client)
+    let mut backfills = backfill_runs::running(&**client)
         .await
         .map_err(ApiError::unavailable)?;
+    // A run names its site: an owner sees the runs of their own sites only, as nowhere else in
+    // the API may one owner learn which domains another tracks.
+    let owned: HashSet<String> = sites::list(&state.pool)
+        .await
+        .map_err(ApiError::unavailable)?
+        .into_iter()
+        .filter(|site| site.owner_id == Some(owner.id))
+        .map(|site| site.domain)
+        .collect();
+    backfills.retain(|run| owned.contains(&run.site));
     Ok(Json(Pipeline {
         state: jetstream,
         backfills,

@@ -145,6 +145,26 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
         "{shown}"
     );
     assert!(shown["backfills"][0]["total"].as_i64() > Some(0), "{shown}");
+    // Another owner does not learn which site is being imported.
+    crate::owner_access::add_user_with_password(
+        &pipeline.env,
+        "other@example.com",
+        "another long password",
+    );
+    let other_key = beacon_ok(
+        &pipeline.env,
+        &["key", "create", "--user", "other@example.com"],
+    );
+    let seen: Value = http
+        .get(format!("{}/api/pipeline", pipeline.api))
+        .bearer_auth(other_key.trim())
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(seen["backfills"], json!([]), "{seen}");
     child.kill().expect("kill the import");
     let _ = child.wait();
     let partly = count(&pool, "SELECT count(*) FROM imported_events")
