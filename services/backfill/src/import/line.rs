@@ -376,4 +376,72 @@ mod tests {
         .expect_err("unknown field");
         assert!(unknown.problem.contains("colour"), "{unknown}");
     }
+
+    /// What hostile values in a line come to: refused with the field named (by the parser, or by
+    /// `Event::validate` on the enriched event, the same gate the collector and consumers use),
+    /// or, for the opaque visitor, only ever hashed.
+    #[test]
+    fn hostile_values_are_refused_naming_the_field() {
+        use beacon_pipeline::hit::{SenderFacts, VisitorIds};
+        let checked = |line: &str| -> Result<(), String> {
+            let parsed = parse_line(line, "a.example", NOW).map_err(|e| e.field)?;
+            let facts = SenderFacts {
+                agent: parsed.agent.unwrap_or_default(),
+                country: parsed.country,
+            };
+            let visitor = VisitorIds {
+                today: 1,
+                previous: None,
+            };
+            parsed
+                .hit
+                .into_event(visitor, facts, NOW)
+                .validate()
+                .map_err(|e| e.field)
+        };
+        let base = r#""url":"https://a.example/","timestamp":1772359200000,"visitor":"u""#;
+        let with = |extra: &str| format!("{{{base},{extra}}}");
+        assert_eq!(checked(&with(r#""name":"sign\u0000up""#)), Err("name".into()));
+        assert_eq!(checked(&with(r#""props":{"k\u0007":"v"}"#)), Err("props".into()));
+        assert_eq!(
+            checked(&with(r#""country":"D\u001bE""#)),
+            Err("enrichment.country".into())
+        );
+        assert_eq!(
+            checked(&with(&format!(r#""browser":"{}""#, "x".repeat(5_000)))),
+            Err("enrichment.browser".into())
+        );
+        assert_eq!(
+            checked(&with(r#""timestamp":1e300"#)),
+            Err("".into()),
+            "a repeated key"
+        );
+        assert_eq!(
+            checked(r#"{"url":"https://a.example/","timestamp":1e300,"visitor":"u"}"#),
+            Err("timestamp".into())
+        );
+        assert_eq!(
+            checked(
+                r#"{"url":"https://a.example/","timestamp":18446744073709551615,"visitor":"u"}"#
+            ),
+            Err("timestamp".into())
+        );
+        let deep = format!(
+            r#"{{{base},"props":{{"k":{}1{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(
+            checked(&deep),
+            Err("".into()),
+            "nesting past serde_json's limit"
+        );
+        // Control characters in a prop value are cleaned as the collector cleans them, and an
+        // opaque visitor is hashed, never kept.
+        assert_eq!(checked(&with(r#""props":{"k":"a\u0000b"}"#)), Ok(()));
+        assert_eq!(
+            checked(r#"{"url":"https://a.example/","timestamp":1,"visitor":"\u0000\u0001"}"#),
+            Ok(())
+        );
+    }
 }
