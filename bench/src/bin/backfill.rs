@@ -158,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             &ImportRequest {
                 files: vec![scratch.clone()],
                 site: IMPORTED.into(),
+                format: beacon_backfill::import::EventFormat::Ndjson,
                 progress: false,
             },
         )

@@ -86,7 +86,7 @@ pub enum Command {
     /// Backfill historical events through the pipeline (safe to run again: what was imported
     /// before is skipped); exit code 1 when lines were rejected
     Import {
-        /// Files to import, one event a line
+        /// Files to import (NDJSON: one event a line; GoatCounter: its CSV export); .gz is unpacked
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The site the events belong to

@@ -137,12 +137,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             format,
             json,
         } => {
-            if !matches!(format, cli::ImportFormat::Ndjson) {
-                return Ok(not_yet("import --format other than ndjson"));
-            }
+            use beacon_backfill::import::EventFormat;
+            let format = match format {
+                cli::ImportFormat::Ndjson => EventFormat::Ndjson,
+                cli::ImportFormat::GoatcounterCsv => EventFormat::GoatcounterCsv,
+                cli::ImportFormat::PlausibleCsv => {
+                    return Ok(not_yet("import --format plausible-csv"));
+                }
+            };
             let request = beacon_backfill::import::ImportRequest {
                 files,
                 site,
+                format,
                 progress: !json,
             };
             return backfill::import(&config, &request, json).await;

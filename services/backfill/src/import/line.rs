@@ -109,7 +109,7 @@ impl std::fmt::Display for LineError {
     }
 }
 
-fn problem(field: &str, problem: impl Into<String>) -> LineError {
+pub fn problem(field: &str, problem: impl Into<String>) -> LineError {
     LineError {
         field: field.to_string(),
         problem: problem.into(),
@@ -236,7 +236,7 @@ pub fn parse_line(text: &str, site: &str, now_ms: i64) -> Result<ParsedLine, Lin
     })
 }
 
-fn visitor_text(field: &str, text: &str) -> Result<String, LineError> {
+pub fn visitor_text(field: &str, text: &str) -> Result<String, LineError> {
     let text = text.trim();
     if text.is_empty() || text.len() > MAX_VISITOR {
         return Err(problem(
@@ -248,17 +248,30 @@ fn visitor_text(field: &str, text: &str) -> Result<String, LineError> {
 }
 
 fn timestamp(value: &Value, now_ms: i64) -> Result<i64, LineError> {
-    let wrong = || problem("timestamp", "is not an RFC 3339 time or Unix milliseconds");
     let ms = match value {
-        Value::Number(n) => n.as_i64().ok_or_else(wrong)?,
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
-            .map_err(|_| wrong())?
-            .timestamp_millis(),
+        Value::Number(n) => n.as_i64().ok_or_else(|| unreadable_time("timestamp"))?,
+        Value::String(s) => return timestamp_text("timestamp", s, now_ms),
         Value::Null => return Err(problem("timestamp", "is required")),
-        _ => return Err(wrong()),
+        _ => return Err(unreadable_time("timestamp")),
     };
+    checked_time("timestamp", ms, now_ms)
+}
+
+/// An RFC 3339 time in `field`, in milliseconds, not before 1970 nor in the future.
+pub fn timestamp_text(field: &str, text: &str, now_ms: i64) -> Result<i64, LineError> {
+    let ms = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|_| unreadable_time(field))?
+        .timestamp_millis();
+    checked_time(field, ms, now_ms)
+}
+
+fn unreadable_time(field: &str) -> LineError {
+    problem(field, "is not an RFC 3339 time or Unix milliseconds")
+}
+
+fn checked_time(field: &str, ms: i64, now_ms: i64) -> Result<i64, LineError> {
     if ms <= 0 || ms > now_ms + MAX_CLOCK_SKEW_MS {
-        return Err(problem("timestamp", "is before 1970 or in the future"));
+        return Err(problem(field, "is before 1970 or in the future"));
     }
     Ok(ms)
 }
@@ -401,8 +414,14 @@ mod tests {
         };
         let base = r#""url":"https://a.example/","timestamp":1772359200000,"visitor":"u""#;
         let with = |extra: &str| format!("{{{base},{extra}}}");
-        assert_eq!(checked(&with(r#""name":"sign\u0000up""#)), Err("name".into()));
-        assert_eq!(checked(&with(r#""props":{"k\u0007":"v"}"#)), Err("props".into()));
+        assert_eq!(
+            checked(&with(r#""name":"sign\u0000up""#)),
+            Err("name".into())
+        );
+        assert_eq!(
+            checked(&with(r#""props":{"k\u0007":"v"}"#)),
+            Err("props".into())
+        );
         assert_eq!(
             checked(&with(r#""country":"D\u001bE""#)),
             Err("enrichment.country".into())

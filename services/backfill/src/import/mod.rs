@@ -7,14 +7,16 @@
 //! the publish and the record publishes those again, and the consumers drop them by id. Bad lines
 //! never stop an import: they are counted and the first ones reported by file and line.
 
+pub mod goatcounter;
 pub mod ids;
 pub mod line;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use beacon_jetstream::{Confirmations, PublishError, Publisher};
@@ -45,11 +47,22 @@ pub struct ImportDeps {
     pub country: Option<Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>>,
 }
 
+/// How the files are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventFormat {
+    /// One JSON event a line ([`line`]).
+    Ndjson,
+    /// GoatCounter's CSV export, version 2 ([`goatcounter`]).
+    GoatcounterCsv,
+}
+
 /// What to import.
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
     pub files: Vec<PathBuf>,
     pub site: String,
+    pub format: EventFormat,
     pub progress: bool,
 }
 
@@ -155,29 +168,102 @@ async fn import_files(
     };
     for path in &request.files {
         let shown = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| ImportError::File {
+        let file_error = |source| ImportError::File {
             path: shown.clone(),
             source,
-        })?;
-        let mut reader = BufReader::new(file);
-        let mut number = 0u64;
-        loop {
-            let Some((bytes, whole)) =
-                next_line(&mut reader).map_err(|source| ImportError::File {
-                    path: shown.clone(),
-                    source,
-                })?
-            else {
-                break;
-            };
-            number += 1;
-            progress.inc(bytes.len() as u64);
-            run.line(&shown, number, &bytes, whole).await?;
+        };
+        let (reader, bytes_read) = open(path).map_err(file_error)?;
+        let mut counted = 0;
+        let mut count_progress = || {
+            let now = bytes_read.load(Ordering::Relaxed);
+            progress.inc(now.saturating_sub(counted));
+            counted = now;
+        };
+        match request.format {
+            EventFormat::Ndjson => {
+                let mut reader = reader;
+                let mut number = 0u64;
+                while let Some((bytes, whole)) = next_line(&mut reader).map_err(file_error)? {
+                    number += 1;
+                    count_progress();
+                    run.line(&shown, number, &bytes, whole).await?;
+                }
+            }
+            EventFormat::GoatcounterCsv => {
+                let mut csv = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(reader);
+                let mut record = csv::ByteRecord::new();
+                let mut header = true;
+                while csv
+                    .read_byte_record(&mut record)
+                    .map_err(|e| file_error(csv_error(e)))?
+                {
+                    count_progress();
+                    let number = record.position().map_or(0, |p| p.line());
+                    if std::mem::take(&mut header) {
+                        let fields: Vec<&str> = record
+                            .iter()
+                            .map(|f| std::str::from_utf8(f).unwrap_or(""))
+                            .collect();
+                        goatcounter::check_header(&fields).map_err(|e| {
+                            file_error(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("line {number}: {e}"),
+                            ))
+                        })?;
+                        continue;
+                    }
+                    run.row(&shown, number, &record).await?;
+                }
+            }
         }
     }
     run.flush().await?;
     progress.finish();
     Ok(run.summary)
+}
+
+/// Opens a file for reading, unpacking it when it is gzip (GoatCounter's exports are `.csv.gz`),
+/// with a count of the bytes read from the file itself (for progress).
+fn open(path: &Path) -> std::io::Result<(Box<dyn BufRead>, Arc<AtomicU64>)> {
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let file = CountingReader {
+        inner: std::fs::File::open(path)?,
+        count: bytes_read.clone(),
+    };
+    let mut buffered = BufReader::new(file);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn BufRead> = if gzip {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(
+            buffered,
+        )))
+    } else {
+        Box::new(buffered)
+    };
+    Ok((reader, bytes_read))
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A CSV reader's error as a file error (reading raw byte records, only I/O can fail).
+fn csv_error(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{other:?}")),
+    }
 }
 
 /// Reads up to and including the next newline, keeping at most [`MAX_LINE`] bytes; `whole` is
@@ -268,13 +354,62 @@ impl Run<'_> {
         }
         self.summary.read += 1;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut parsed = match parse_line(text, &self.site, now_ms) {
-            Ok(parsed) => parsed,
+        match parse_line(text, &self.site, now_ms) {
+            Ok(parsed) => self.accept((file, number), parsed, text, now_ms).await,
             Err(e) => {
                 self.reject(file, number, e.to_string());
-                return Ok(());
+                Ok(())
             }
+        }
+    }
+
+    /// One row of a GoatCounter export (after its header).
+    async fn row(
+        &mut self,
+        file: &str,
+        number: u64,
+        record: &csv::ByteRecord,
+    ) -> Result<(), ImportError> {
+        self.summary.read += 1;
+        if record.as_slice().len() > MAX_LINE {
+            self.reject(file, number, format!("is longer than {MAX_LINE} bytes"));
+            return Ok(());
+        }
+        let Ok(fields) = record
+            .iter()
+            .map(std::str::from_utf8)
+            .collect::<Result<Vec<&str>, _>>()
+        else {
+            self.reject(file, number, "is not UTF-8".into());
+            return Ok(());
         };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        match goatcounter::parse_row(&fields, &self.site, now_ms) {
+            Ok(goatcounter::Row::Hit(parsed)) => {
+                // The fields joined by a separator no field holds: the row's identity.
+                let text = fields.join("\u{1f}");
+                self.accept((file, number), *parsed, &text, now_ms).await
+            }
+            Ok(goatcounter::Row::Bot) => {
+                self.summary.bots_skipped += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.reject(file, number, e.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// A checked record: enriched, validated, and queued unless seen before. `text` is the
+    /// record as read, from which an event id is derived when it brings none.
+    async fn accept(
+        &mut self,
+        (file, number): (&str, u64),
+        mut parsed: ParsedLine,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<(), ImportError> {
         if parsed.hit.id.is_none() {
             parsed.hit.id = Some(self.ids.id_for(&self.site, text));
         }

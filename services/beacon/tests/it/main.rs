@@ -21,6 +21,7 @@ mod fuzz;
 mod ground_truth;
 mod hostile_corpus;
 mod import;
+mod import_formats;
 mod live_counters;
 mod owner_access;
 mod plausible_clients;
