@@ -8,6 +8,7 @@ mod dashboard;
 mod error;
 mod filters;
 mod grouping;
+mod imported;
 mod period;
 mod pipeline;
 mod report;

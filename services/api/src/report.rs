@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::grouping::Grouping;
+use crate::imported::ImportedSums;
 use crate::rollup_query::{GroupKey, RollupQuery, Sums, ValueMatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,11 +71,13 @@ pub struct Filter {
     pub values: ValueMatch,
 }
 
-/// The sums a group's metrics are computed from: event rows and visit rows.
+/// The sums a group's metrics are computed from: event rows and visit rows, and the visitors of
+/// imported rows (their counters are added to the sums).
 #[derive(Debug, Clone, Default)]
 pub struct Group {
     events: Sums,
     visits: Sums,
+    imported_visitors: i64,
 }
 
 impl Group {
@@ -86,7 +89,21 @@ impl Group {
 
     /// Nothing counted (a row whose visits all moved elsewhere is empty too).
     pub fn is_empty(&self) -> bool {
-        self.events.pageviews == 0 && self.events.events == 0 && self.visits.visits == 0
+        self.events.pageviews == 0
+            && self.events.events == 0
+            && self.visits.visits == 0
+            && self.imported_visitors == 0
+    }
+
+    /// Adds imported rows: their counters to the sums, their (daily, summed) visitors apart.
+    pub fn add_imported(&mut self, imported: &ImportedSums) {
+        self.events.pageviews += imported.pageviews;
+        self.events.events += imported.events;
+        self.visits.visits += imported.visits;
+        self.visits.bounces += imported.bounces;
+        self.visits.duration_ms += imported.duration_s.saturating_mul(1000);
+        self.visits.pageviews += imported.pageviews;
+        self.imported_visitors += imported.visitors;
     }
 
     pub fn value(&self, metric: Metric) -> Value {
@@ -99,7 +116,9 @@ impl Group {
             }
         };
         match metric {
-            Metric::Visitors => json!(self.events.visitors.count()),
+            Metric::Visitors => {
+                json!(self.events.visitors.count() as i64 + self.imported_visitors)
+            }
             Metric::Pageviews => json!(self.events.pageviews),
             Metric::Events => json!(self.events.pageviews + self.events.events),
             Metric::Visits => json!(visits),
@@ -201,6 +220,7 @@ pub async fn compute(
                         Group {
                             events,
                             visits: sums,
+                            imported_visitors: 0,
                         },
                     )
                 })
@@ -230,6 +250,7 @@ pub async fn compute(
                     let group = Group {
                         events,
                         visits: Sums::default(),
+                        imported_visitors: 0,
                     };
                     (key, group)
                 })

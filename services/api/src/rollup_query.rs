@@ -32,6 +32,30 @@ pub enum ValueMatch {
     NotLike(Vec<String>),
 }
 
+impl ValueMatch {
+    /// The values listed (`None` for all), as the SQL parameter of [`ValueMatch::condition`].
+    pub fn listed(&self) -> Option<Vec<&str>> {
+        match self {
+            ValueMatch::All => None,
+            ValueMatch::In(v)
+            | ValueMatch::NotIn(v)
+            | ValueMatch::Like(v)
+            | ValueMatch::NotLike(v) => Some(v.iter().map(String::as_str).collect()),
+        }
+    }
+
+    /// `AND …` on the column `value`, with the listed values as parameter `$n`.
+    pub fn condition(&self, n: usize) -> String {
+        match self {
+            ValueMatch::All => String::new(),
+            ValueMatch::In(_) => format!("AND value = ANY(${n})"),
+            ValueMatch::NotIn(_) => format!("AND NOT (value = ANY(${n}))"),
+            ValueMatch::Like(_) => format!("AND value LIKE ANY(${n})"),
+            ValueMatch::NotLike(_) => format!("AND NOT (value LIKE ANY(${n}))"),
+        }
+    }
+}
+
 /// What [`RollupQuery::fetch`] reads of the rows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Read<'a> {
@@ -90,23 +114,13 @@ impl RollupQuery<'_> {
         let tos: Vec<DateTime<Utc>> = pieces.iter().map(|p| p.to).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&self.site, &self.property, &spans, &froms, &tos];
-        let list: Vec<&str>;
-        let value_clause = match self.values {
-            ValueMatch::All => String::new(),
-            ValueMatch::In(v)
-            | ValueMatch::NotIn(v)
-            | ValueMatch::Like(v)
-            | ValueMatch::NotLike(v) => {
-                list = v.iter().map(String::as_str).collect();
-                params.push(&list);
-                let n = params.len();
-                match self.values {
-                    ValueMatch::In(_) => format!("AND value = ANY(${n})"),
-                    ValueMatch::NotIn(_) => format!("AND NOT (value = ANY(${n}))"),
-                    ValueMatch::Like(_) => format!("AND value LIKE ANY(${n})"),
-                    _ => format!("AND NOT (value LIKE ANY(${n}))"),
-                }
+        let list = self.values.listed();
+        let value_clause = match &list {
+            Some(list) => {
+                params.push(list);
+                self.values.condition(params.len())
             }
+            None => String::new(),
         };
         let sketches = match read {
             Read::Counters => "NULL::bytea[]",

@@ -17,6 +17,7 @@ use crate::cache::cached;
 use crate::error::{ApiError, ApiQuery};
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
 use crate::grouping::Grouping;
+use crate::imported::{ImportedQuery, Imports, parse_with_imported};
 use crate::period::{Interval, Period, Range, check_series_length, parse_period, resolve_period};
 use crate::report::{Filter, Group, Metric, Scope, compute};
 use crate::rollup_query::GroupKey;
@@ -33,6 +34,7 @@ pub struct Params {
     property: Option<String>,
     limit: Option<String>,
     page: Option<String>,
+    with_imported: Option<String>,
 }
 
 /// What every stats request resolves first: whose site, which range, which metrics and filter.
@@ -41,16 +43,42 @@ struct Request {
     range: Range,
     metrics: Vec<Metric>,
     filter: Option<Filter>,
+    /// Add the imported layer where the query allows (`with_imported=true`).
+    with_imported: bool,
 }
 
 impl Request {
     /// What the answer depends on besides the data: the resolved UTC range (not the period's
-    /// name, whose meaning moves with the clock), the metrics and the filter.
+    /// name, whose meaning moves with the clock), the metrics, the filter and the imports.
     fn cache_key(&self) -> String {
         format!(
-            "{}|{}|{:?}|{:?}",
-            self.range.from, self.range.to, self.metrics, self.filter
+            "{}|{}|{:?}|{:?}|{}",
+            self.range.from, self.range.to, self.metrics, self.filter, self.with_imported
         )
+    }
+
+    /// Adds the imported rows of `scope` to `groups` if asked and the query allows.
+    async fn add_imports(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        scope: Scope<'_>,
+        breakdown: Option<&str>,
+        grouping: Grouping,
+        groups: &mut BTreeMap<GroupKey, Group>,
+    ) -> Result<Imports, ApiError> {
+        if !self.with_imported {
+            return Ok(Imports::NotRequested);
+        }
+        let query = ImportedQuery {
+            site: scope.site,
+            tz: scope.tz,
+            from: scope.from,
+            to: scope.to,
+            breakdown,
+            filter: scope.filter,
+            grouping,
+        };
+        query.add_to(client, groups).await
     }
 
     fn scope(&self) -> Scope<'_> {
@@ -101,11 +129,13 @@ async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Req
         .map(Metric::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let filter = parse_filters(params.filters.as_deref())?;
+    let with_imported = parse_with_imported(params.with_imported.as_deref())?;
     Ok(Request {
         site,
         range,
         metrics,
         filter,
+        with_imported,
     })
 }
 
@@ -174,15 +204,19 @@ pub async fn aggregate(
                     to,
                     filter: req.filter.as_ref(),
                 };
-                let groups =
+                let mut groups =
                     compute(client, scope, None, Grouping::None, &req.metrics, None).await?;
-                Ok::<Group, ApiError>(groups.into_values().next().unwrap_or_default())
+                let imports = req
+                    .add_imports(client, scope, None, Grouping::None, &mut groups)
+                    .await?;
+                let total = groups.into_values().next().unwrap_or_default();
+                Ok::<(Group, Imports), ApiError>((total, imports))
             }
         };
-        let current = totals(req.range.from, req.range.to).await?;
+        let (current, imports) = totals(req.range.from, req.range.to).await?;
         let previous = if compare {
             let length = req.range.to - req.range.from;
-            Some(totals(req.range.from - length, req.range.from).await?)
+            Some(totals(req.range.from - length, req.range.from).await?.0)
         } else {
             None
         };
@@ -199,7 +233,10 @@ pub async fn aggregate(
             entry.insert("value".into(), value);
             results.insert(metric.name().into(), Value::Object(entry));
         }
-        Ok(json!({ "results": results }))
+        let mut answer = Map::new();
+        answer.insert("results".into(), Value::Object(results));
+        imports.annotate(&mut answer);
+        Ok(Value::Object(answer))
     })
     .await?;
     Ok(Json(value))
@@ -261,15 +298,12 @@ pub async fn timeseries(
         let snapshot = beacon_store::postgres::read_snapshot(&mut client)
             .await
             .map_err(ApiError::unavailable)?;
-        let groups = compute(
-            &*snapshot,
-            req.scope(),
-            None,
-            Grouping::Time(interval, req.site.timezone),
-            &req.metrics,
-            None,
-        )
-        .await?;
+        let grouping = Grouping::Time(interval, req.site.timezone);
+        let mut groups =
+            compute(&*snapshot, req.scope(), None, grouping, &req.metrics, None).await?;
+        let imports = req
+            .add_imports(&*snapshot, req.scope(), None, grouping, &mut groups)
+            .await?;
         let results: Vec<Value> = series(&groups, &req.range, interval)
             .into_iter()
             .map(|(t, group)| {
@@ -288,7 +322,10 @@ pub async fn timeseries(
                 Value::Object(row)
             })
             .collect();
-        Ok(json!({ "results": results }))
+        let mut answer = Map::new();
+        answer.insert("results".into(), Value::Array(results));
+        imports.annotate(&mut answer);
+        Ok(Value::Object(answer))
     })
     .await?;
     Ok(Json(value))
@@ -346,15 +383,26 @@ pub async fn breakdown(
         let snapshot = beacon_store::postgres::read_snapshot(&mut client)
             .await
             .map_err(ApiError::unavailable)?;
-        let groups = compute(
+        // Imported rows can lift a value the native rows rank low: rank them all then.
+        let top = (!req.with_imported).then(|| page.saturating_mul(limit));
+        let mut groups = compute(
             &*snapshot,
             req.scope(),
             Some(&property),
             Grouping::Value,
             &req.metrics,
-            Some(page.saturating_mul(limit)),
+            top,
         )
         .await?;
+        let imports = req
+            .add_imports(
+                &*snapshot,
+                req.scope(),
+                Some(&property),
+                Grouping::Value,
+                &mut groups,
+            )
+            .await?;
         let rows = ranked(groups, req.metrics[0]);
         let key = result_key(requested);
         let results: Vec<Value> = rows
@@ -370,7 +418,10 @@ pub async fn breakdown(
                 Value::Object(row)
             })
             .collect();
-        Ok(json!({ "results": results }))
+        let mut answer = Map::new();
+        answer.insert("results".into(), Value::Array(results));
+        imports.annotate(&mut answer);
+        Ok(Value::Object(answer))
     })
     .await?;
     Ok(Json(value))

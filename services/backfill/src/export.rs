@@ -60,18 +60,8 @@ pub async fn export(
     out: &mut impl Write,
 ) -> Result<ExportSummary, ExportError> {
     let started = std::time::Instant::now();
-    let unknown = || ExportError::UnknownSite(request.site.chars().take(100).collect());
-    let domain = beacon_pipeline::domain::normalize_domain(&request.site).map_err(|_| unknown())?;
-    let site = sites::find(pool, &domain).await?.ok_or_else(unknown)?;
-    let since = parse_day("--since", &request.since)?;
-    let today = Utc::now().with_timezone(&site.timezone).date_naive();
-    let until = request
-        .until
-        .as_deref()
-        .map(|u| parse_day("--until", u))
-        .transpose()?
-        .unwrap_or(today);
-    let range = DayRange::new(&domain, site.timezone, since, until)?;
+    let range = resolve(pool, request).await?;
+    let (domain, since, until) = (range.site.clone(), range.first_day, range.last_day);
     let progress = Arc::new(Progress::new(
         &format!("export {domain}: events"),
         None,
@@ -89,6 +79,22 @@ pub async fn export(
         events: written,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The request's site (registered) and its whole local days.
+pub(crate) async fn resolve(pool: &Pool, request: &ExportRequest) -> Result<DayRange, ExportError> {
+    let unknown = || ExportError::UnknownSite(request.site.chars().take(100).collect());
+    let domain = beacon_pipeline::domain::normalize_domain(&request.site).map_err(|_| unknown())?;
+    let site = sites::find(pool, &domain).await?.ok_or_else(unknown)?;
+    let since = parse_day("--since", &request.since)?;
+    let today = Utc::now().with_timezone(&site.timezone).date_naive();
+    let until = request
+        .until
+        .as_deref()
+        .map(|u| parse_day("--until", u))
+        .transpose()?
+        .unwrap_or(today);
+    Ok(DayRange::new(&domain, site.timezone, since, until)?)
 }
 
 /// Writes the range's events, one line each; returns how many.

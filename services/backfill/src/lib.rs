@@ -10,6 +10,7 @@
 pub mod export;
 pub mod gather;
 pub mod import;
+pub mod plausible_csv;
 pub mod progress;
 pub mod range;
 pub mod rebuild;

@@ -230,7 +230,7 @@ async fn gather_and_swap(
         source,
     })?;
     if !request.dry_run {
-        raise_data_version(deps, &site).await;
+        raise_data_version(deps.redis.as_ref(), &site).await;
     }
     Ok((gathered, swapped))
 }
@@ -246,9 +246,12 @@ fn fine_from_ms(zone: Tz, cutoff_ms: i64) -> i64 {
 }
 
 /// Cached API answers of the site are keyed by its data version: raising it retires them.
-async fn raise_data_version(deps: &ReplayDeps, site: &str) {
+pub(crate) async fn raise_data_version(
+    redis: Option<&(fred::prelude::Client, LiveKeys)>,
+    site: &str,
+) {
     use fred::interfaces::KeysInterface as _;
-    if let Some((redis, keys)) = &deps.redis {
+    if let Some((redis, keys)) = redis {
         let raised: Result<i64, _> = redis.incr(keys.data_version(site)).await;
         if let Err(e) = raised {
             tracing::warn!(site, error = %e, "cannot raise the data version: cached answers may be up to 60 s old");

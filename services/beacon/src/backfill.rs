@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use beacon_backfill::import::{ImportDeps, ImportRequest, ImportSummary};
+use beacon_backfill::plausible_csv::import::AggregateImportRequest;
 use beacon_backfill::replay::SiteReplay;
 use beacon_backfill::swap::DayNumbers;
 use beacon_backfill::{ReplayDeps, ReplayRequest, Source};
 use beacon_runtime::Config;
 
-use crate::cli::ReplaySource;
+use crate::cli::{ExportFormat, ReplaySource};
 use crate::wiring;
 
 impl From<ReplaySource> for Source {
@@ -45,16 +46,7 @@ async fn replay_deps(config: &Config) -> anyhow::Result<ReplayDeps> {
     let client = wiring::nats(config).await?;
     let js = async_nats::jetstream::new(client);
     let archive = archive(config).await?;
-    let redis =
-        match beacon_store::live::connect_with(&config.redis_url, config.redis_timeout).await {
-            Ok(redis) => Some((redis, wiring::live_keys(config))),
-            Err(e) => {
-                eprintln!(
-                    "beacon: Redis is unreachable ({e}): cached API answers may be up to 60 s old"
-                );
-                None
-            }
-        };
+    let redis = redis_for_versions(config).await;
     Ok(ReplayDeps {
         pool: wiring::postgres(config).await?,
         js,
@@ -65,6 +57,21 @@ async fn replay_deps(config: &Config) -> anyhow::Result<ReplayDeps> {
         session_close_after: config.session_close_after,
         rollup_fine_retention: config.rollup_fine_retention,
     })
+}
+
+/// Redis, for raising the data versions of the sites a tool changed (best effort).
+async fn redis_for_versions(
+    config: &Config,
+) -> Option<(fred::prelude::Client, beacon_store::live::LiveKeys)> {
+    match beacon_store::live::connect_with(&config.redis_url, config.redis_timeout).await {
+        Ok(redis) => Some((redis, wiring::live_keys(config))),
+        Err(e) => {
+            eprintln!(
+                "beacon: Redis is unreachable ({e}): cached API answers may be up to 60 s old"
+            );
+            None
+        }
+    }
 }
 
 /// The archive handle; connecting is lazy, so a replay from the stream alone never needs MongoDB.
@@ -163,48 +170,113 @@ fn print_import(summary: &ImportSummary) {
         summary.rejected,
         summary.seconds
     );
-    for r in &summary.rejections {
+    print_rejections(&summary.rejections, summary.rejected);
+}
+
+fn print_rejections(rejections: &[beacon_backfill::import::Rejection], rejected: u64) {
+    for r in rejections {
         println!("  rejected {}:{}: {}", r.file, r.line, r.reason);
     }
-    if summary.rejected as usize > summary.rejections.len() {
+    if rejected as usize > rejections.len() {
         println!(
             "  … and {} more rejected lines",
-            summary.rejected as usize - summary.rejections.len()
+            rejected as usize - rejections.len()
         );
     }
+}
+
+/// `beacon import --format plausible-csv`: exit code 1 when rows were rejected.
+pub async fn import_aggregates(
+    config: &Config,
+    request: &AggregateImportRequest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let pool = wiring::postgres(config).await?;
+    let redis = redis_for_versions(config).await;
+    let summary =
+        beacon_backfill::plausible_csv::import::import(&pool, redis.as_ref(), request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "import {} (Plausible aggregates): {} rows read, {} tables, {} earlier imported rows \
+             replaced, {} rejected, {:.1} s",
+            summary.site,
+            summary.read,
+            summary.tables.len(),
+            summary.replaced,
+            summary.rejected,
+            summary.seconds
+        );
+        for t in &summary.tables {
+            println!(
+                "  {}: {} {} to {}, {} rows",
+                t.file, t.table, t.first_day, t.last_day, t.rows
+            );
+        }
+        print_rejections(&summary.rejections, summary.rejected);
+    }
+    Ok(if summary.rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `beacon export`: to `output`, or to stdout; the summary goes to stderr.
 pub async fn export(
     config: &Config,
     request: &beacon_backfill::export::ExportRequest,
+    format: ExportFormat,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let pool = wiring::postgres(config).await?;
-    let archive = archive(config).await?;
-    let summary = match output {
-        Some(path) => {
-            // Written aside and renamed at the end: a failed export leaves no partial file.
-            let partial = path.with_extension("partial");
-            let file = std::fs::File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let summary =
-                beacon_backfill::export::export(&pool, &archive, request, &mut out).await?;
-            drop(out);
-            std::fs::rename(&partial, path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            summary
+    // Written aside and renamed at the end: a failed export leaves no file behind.
+    let partial = output.map(|path| path.with_extension("partial"));
+    let mut out: Box<dyn std::io::Write> = match &partial {
+        Some(partial) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let written = match format {
+        ExportFormat::Ndjson => {
+            let archive = archive(config).await?;
+            beacon_backfill::export::export(&pool, &archive, request, &mut out)
+                .await
+                .map(|s| {
+                    format!(
+                        "export {} {} to {}: {} events, {:.1} s",
+                        s.site, s.first_day, s.last_day, s.events, s.seconds
+                    )
+                })
         }
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            beacon_backfill::export::export(&pool, &archive, request, &mut out).await?
+        ExportFormat::PlausibleCsv => {
+            beacon_backfill::plausible_csv::export::export(&pool, request, &mut out)
+                .await
+                .map(|s| {
+                    format!(
+                        "export {} {} to {} (Plausible CSV): {} rows, {:.1} s",
+                        s.site, s.first_day, s.last_day, s.rows, s.seconds
+                    )
+                })
         }
     };
-    eprintln!(
-        "export {} {} to {}: {} events, {:.1} s",
-        summary.site, summary.first_day, summary.last_day, summary.events, summary.seconds
-    );
+    drop(out);
+    let said = match written {
+        Ok(said) => said,
+        Err(e) => {
+            if let Some(partial) = &partial {
+                let _ = std::fs::remove_file(partial);
+            }
+            return Err(e.into());
+        }
+    };
+    if let (Some(partial), Some(path)) = (&partial, output) {
+        std::fs::rename(partial, path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!("{said}");
     Ok(())
 }

@@ -86,7 +86,8 @@ pub enum Command {
     /// Backfill historical events through the pipeline (safe to run again: what was imported
     /// before is skipped); exit code 1 when lines were rejected
     Import {
-        /// Files to import (NDJSON: one event a line; GoatCounter: its CSV export); .gz is unpacked
+        /// Files to import (NDJSON: one event a line; GoatCounter: its CSV export, .gz unpacked;
+        /// Plausible: its export zip or the CSV files in it)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The site the events belong to
@@ -98,7 +99,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A site's raw events from the archive as NDJSON import lines (to stdout, or -o FILE)
+    /// A site's raw events from the archive as NDJSON import lines, or its daily aggregates as
+    /// Plausible's CSV export zip (to stdout, or -o FILE)
     Export {
         #[arg(long)]
         site: String,

@@ -120,16 +120,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             format,
             output,
         } => {
-            if !matches!(format, cli::ExportFormat::Ndjson) {
-                return Ok(not_yet("export --format plausible-csv"));
-            }
             let request = beacon_backfill::export::ExportRequest {
                 site,
                 since,
                 until,
                 progress: output.is_some(),
             };
-            backfill::export(&config, &request, output.as_deref()).await?
+            backfill::export(&config, &request, format, output.as_deref()).await?
         }
         Command::Import {
             files,
@@ -142,7 +139,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 cli::ImportFormat::Ndjson => EventFormat::Ndjson,
                 cli::ImportFormat::GoatcounterCsv => EventFormat::GoatcounterCsv,
                 cli::ImportFormat::PlausibleCsv => {
-                    return Ok(not_yet("import --format plausible-csv"));
+                    let request = beacon_backfill::plausible_csv::import::AggregateImportRequest {
+                        files,
+                        site,
+                    };
+                    return backfill::import_aggregates(&config, &request, json).await;
                 }
             };
             let request = beacon_backfill::import::ImportRequest {
@@ -170,9 +171,4 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => tools::sessions_retry(&config).await?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("beacon: {what}: not yet implemented");
-    ExitCode::from(2)
 }

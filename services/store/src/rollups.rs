@@ -181,6 +181,69 @@ pub async fn delete_fine_and_day_rows(
         .await?)
 }
 
+/// One day row as an export reads it: the counters, and the visitors its sketch counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRow {
+    /// The local midnight the row's day starts at.
+    pub day_start_ms: i64,
+    pub property: String,
+    pub value: String,
+    pub visitors: u64,
+    pub pageviews: i64,
+    pub events: i64,
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+}
+
+/// `site`'s day rows of `properties` whose day starts in `[from_ms, to_ms)`, by day, property and
+/// value. Visits still open are not in them (they are counted when they close).
+pub async fn day_rows(
+    client: &impl GenericClient,
+    site: &str,
+    properties: &[&str],
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<DayRow>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT bucket, property, value, pageviews, events, visits, bounces, duration_ms,
+                    visitors
+             FROM rollups WHERE site = $1 AND span = 'day' AND property = ANY($2)
+                 AND bucket >= $3 AND bucket < $4
+             ORDER BY bucket, property, value",
+            &[
+                &site,
+                &properties,
+                &bucket_time(from_ms),
+                &bucket_time(to_ms),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let sketch: Option<&[u8]> = row.get(8);
+            let visitors = match sketch {
+                Some(bytes) => VisitorSketch::from_bytes(bytes)
+                    .map_err(|e| StoreError::Invalid(format!("a stored visitor sketch: {e}")))?
+                    .count(),
+                None => 0,
+            };
+            Ok(DayRow {
+                day_start_ms: row.get::<_, DateTime<Utc>>(0).timestamp_millis(),
+                property: row.get(1),
+                value: row.get(2),
+                visitors,
+                pageviews: row.get(3),
+                events: row.get(4),
+                visits: row.get(5),
+                bounces: row.get(6),
+                duration_ms: row.get(7),
+            })
+        })
+        .collect()
+}
+
 /// The stored sketches of these rows (the ones that have one).
 async fn stored_sketches<'a>(
     client: &impl GenericClient,

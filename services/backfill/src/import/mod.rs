@@ -259,7 +259,7 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 /// A CSV reader's error as a file error (reading raw byte records, only I/O can fail).
-fn csv_error(e: csv::Error) -> std::io::Error {
+pub(crate) fn csv_error(e: csv::Error) -> std::io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{other:?}")),
