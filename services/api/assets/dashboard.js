@@ -19,7 +19,7 @@ const PANELS = [
   ["visit:device", "Devices", "device"],
 ];
 
-const state = { site: null, period: "30d", filter: null };
+const state = { site: null, period: "30d", filter: null, withImported: false };
 
 function duration(s) {
   if (s == null) return "–";
@@ -39,6 +39,7 @@ function el(tag, attrs = {}, ...children) {
 async function api(path, params) {
   const query = new URLSearchParams({ site_id: state.site, period: state.period, ...params });
   if (state.filter && !("filters" in params)) query.set("filters", `${state.filter.property}==${state.filter.value}`);
+  if (state.withImported) query.set("with_imported", "true");
   const response = await fetch(`${path}?${query}`, { credentials: "same-origin" });
   if (response.status === 401) { location.href = "/login"; throw new Error("signed out"); }
   const body = await response.json();
@@ -51,11 +52,13 @@ function readHash() {
   if (p.get("site")) state.site = p.get("site");
   if (p.get("period")) state.period = p.get("period");
   state.filter = p.get("property") ? { property: p.get("property"), value: p.get("value") || "" } : null;
+  state.withImported = p.get("imported") === "1";
 }
 
 function writeHash() {
   const p = new URLSearchParams({ site: state.site, period: state.period });
   if (state.filter) { p.set("property", state.filter.property); p.set("value", state.filter.value); }
+  if (state.withImported) p.set("imported", "1");
   history.replaceState(null, "", "#" + p);
 }
 
@@ -65,6 +68,7 @@ async function loadNumbers() {
     ? NUMBERS.filter(([m]) => ["visitors", "pageviews"].includes(m))
     : NUMBERS;
   const body = await api("/api/v1/stats/aggregate", { metrics: metrics.map(([m]) => m).join(","), compare: "previous_period" });
+  showImportsNote(body.meta);
   box.replaceChildren(...metrics.map(([metric, label, format]) => {
     const { value, change } = body.results[metric];
     const better = metric === "bounce_rate" ? change < 0 : change > 0;
@@ -74,6 +78,17 @@ async function loadNumbers() {
       el("div", { class: "value", "data-metric": metric, "data-value": String(value) }, format(value)),
       el("div", { class: `change ${change === 0 ? "" : better ? "up" : "down"}` }, changeText));
   }));
+}
+
+// Says whether imported aggregates are in the numbers, and what their visitors are.
+function showImportsNote(meta) {
+  const note = document.getElementById("imports-note");
+  note.hidden = !state.withImported || !meta;
+  if (note.hidden) return;
+  if (meta.imports_included) note.textContent = `Includes imported data. ${meta.imports_note}`;
+  else if (meta.imports_warning) note.textContent = meta.imports_warning;
+  else note.textContent = "No imported data in this period.";
+  note.dataset.included = String(Boolean(meta.imports_included));
 }
 
 async function loadChart() {
@@ -162,6 +177,9 @@ async function start() {
   if (!state.site) { document.getElementById("error").textContent = "No sites yet: add one with `beacon site add DOMAIN --owner EMAIL`."; document.getElementById("error").hidden = false; return; }
   picker.value = state.site;
   document.getElementById("period").value = state.period;
+  const imported = document.getElementById("with-imported");
+  imported.checked = state.withImported;
+  imported.addEventListener("change", () => { state.withImported = imported.checked; writeHash(); refresh(); });
   picker.addEventListener("change", () => { state.site = picker.value; state.filter = null; writeHash(); refresh(); });
   document.getElementById("period").addEventListener("change", (e) => { state.period = e.target.value; writeHash(); refresh(); });
   document.getElementById("clear-filter").addEventListener("click", () => { state.filter = null; writeHash(); refresh(); });
@@ -169,6 +187,7 @@ async function start() {
     readHash();
     picker.value = state.site;
     document.getElementById("period").value = state.period;
+    imported.checked = state.withImported;
     refresh();
   });
   writeHash();

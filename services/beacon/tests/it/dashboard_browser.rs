@@ -27,6 +27,30 @@ async fn an_owner_signs_in_and_the_dashboard_shows_the_apis_numbers() {
     let counted = dataset.hits.iter().filter(|h| !h.bot).count();
     send_hits(&http, &pipeline.collector, &pipeline.tokens, &dataset.hits).await;
     wait_applied(&pipeline.ns.pg().await, counted).await;
+    // A day of Plausible totals, imported: shown only when the owner switches imports on.
+    let imported_day = (Utc::now().date_naive() - Days::new(2)).format("%Y%m%d");
+    let imported = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "imported_visitors_{imported_day}_{imported_day}.csv"
+    ));
+    std::fs::write(
+        &imported,
+        format!(
+            "date,visitors,pageviews,bounces,visits,visit_duration\n{},1000,2000,500,1200,60000\n",
+            Utc::now().date_naive() - Days::new(2)
+        ),
+    )
+    .expect("write the Plausible table");
+    crate::common::beacon_ok(
+        &pipeline.env,
+        &[
+            "import",
+            "--format",
+            "plausible-csv",
+            "--site",
+            "gt-kolkata.test",
+            &imported.to_string_lossy(),
+        ],
+    );
 
     let npm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
     assert!(
@@ -50,6 +74,7 @@ async fn an_owner_signs_in_and_the_dashboard_shows_the_apis_numbers() {
         .env("CHROMIUM", absolute(chromium()))
         .env("SCREENSHOT", &screenshot)
         .env("PERIOD", "7d")
+        .env("IMPORTED_VISITORS", "1000")
         .output()
         .expect("node must be installed (scripts/test installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -1,9 +1,9 @@
 // The dashboard in headless Chromium: sign in, check the numbers shown equal the API's, apply a
-// filter by clicking a row, and save a screenshot. Run by the `browser` integration tests with
+// filter by clicking a row, switch imported data on and off, and save a screenshot. Run by the `browser` integration tests with
 // BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, BEACON_SITE, BEACON_KEY, CHROMIUM and SCREENSHOT set.
 import puppeteer from "puppeteer-core";
 
-const { BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, BEACON_SITE, BEACON_KEY, CHROMIUM, SCREENSHOT, PERIOD } = process.env;
+const { BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, BEACON_SITE, BEACON_KEY, CHROMIUM, SCREENSHOT, PERIOD, IMPORTED_VISITORS } = process.env;
 const period = PERIOD || "30d";
 
 function fail(message) {
@@ -92,6 +92,23 @@ try {
   // Clear the filter before the screenshot, then look at it on a phone too.
   await page.click("#clear-filter");
   await page.waitForFunction(() => document.getElementById("filter").hidden && document.body.dataset.loading === "false");
+
+  // Imported data is off until asked for; then the numbers are the API's with_imported ones, and
+  // a note says what imported visitors are.
+  if (!(await page.$eval("#imports-note", (e) => e.hidden))) fail("the imports note shows with imports off");
+  await page.click("#with-imported");
+  await page.waitForFunction(() => !document.getElementById("imports-note").hidden && document.body.dataset.loading === "false");
+  const note = await page.$eval("#imports-note", (e) => e.textContent);
+  if (!note.includes("summed")) fail(`imports note: ${note}`);
+  const withImported = await shown();
+  const importedAggregate = await api(`/api/v1/stats/aggregate?site_id=${BEACON_SITE}&period=${period}&metrics=visitors,visits&with_imported=true`);
+  for (const metric of ["visitors", "visits"]) {
+    if (String(withImported[metric]) !== String(importedAggregate.results[metric].value)) fail(`with imports, ${metric}: dashboard ${withImported[metric]}, API ${importedAggregate.results[metric].value}`);
+  }
+  const extra = Number(IMPORTED_VISITORS || 0);
+  if (Number(withImported.visitors) !== Number(numbers.visitors) + extra) fail(`with imports, visitors ${withImported.visitors} is not ${numbers.visitors} + ${extra}`);
+  await page.click("#with-imported");
+  await page.waitForFunction(() => document.getElementById("imports-note").hidden && document.body.dataset.loading === "false");
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   await page.setViewport({ width: 390, height: 844, isMobile: true });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
