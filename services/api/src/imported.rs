@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use crate::error::ApiError;
 use crate::grouping::Grouping;
 use crate::period::Interval;
-use crate::report::{Filter, Group};
+use crate::report::{Filter, Group, ImportedSums};
 use crate::rollup_query::{GroupKey, ValueMatch};
 
 /// Plausible's words when the query's parameters cannot use imported data.
@@ -65,17 +65,6 @@ impl Imports {
         }
         answer.insert("meta".into(), meta);
     }
-}
-
-/// The imported sums of a group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportedSums {
-    pub visitors: i64,
-    pub pageviews: i64,
-    pub events: i64,
-    pub visits: i64,
-    pub bounces: i64,
-    pub duration_s: i64,
 }
 
 /// What a report asks of the imported rows.

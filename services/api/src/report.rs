@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::grouping::Grouping;
-use crate::imported::ImportedSums;
 use crate::rollup_query::{GroupKey, RollupQuery, Sums, ValueMatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +68,17 @@ impl Metric {
 pub struct Filter {
     pub property: String,
     pub values: ValueMatch,
+}
+
+/// The sums of imported rows (another tool's daily aggregates) in a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportedSums {
+    pub visitors: i64,
+    pub pageviews: i64,
+    pub events: i64,
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration_s: i64,
 }
 
 /// The sums a group's metrics are computed from: event rows and visit rows, and the visitors of
