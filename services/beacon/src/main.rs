@@ -142,6 +142,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     let request = beacon_backfill::plausible_csv::import::AggregateImportRequest {
                         files,
                         site,
+                        progress: !json,
                     };
                     return backfill::import_aggregates(&config, &request, json).await;
                 }

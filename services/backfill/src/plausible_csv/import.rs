@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use beacon_store::imported_daily::{self, ImportedRow};
 use beacon_store::{Pool, StoreError, sites};
@@ -14,6 +15,8 @@ use chrono::NaiveDate;
 
 use super::{TOTALS, Table};
 use crate::import::{ImportError, Rejection};
+use crate::progress::Progress;
+use crate::runs::Tracked;
 
 /// Most zip entries read from one archive.
 const MAX_ENTRIES: usize = 1_000;
@@ -31,6 +34,7 @@ const REPORTED: usize = 20;
 pub struct AggregateImportRequest {
     pub files: Vec<PathBuf>,
     pub site: String,
+    pub progress: bool,
 }
 
 /// One table file imported.
@@ -79,6 +83,7 @@ struct TableRow {
 /// One run: the tables read so far, summed.
 struct Run {
     summary: AggregateImportSummary,
+    progress: Arc<Progress>,
     /// Per table: the days its files cover, and its rows.
     tables: HashMap<&'static str, (&'static Table, Covered)>,
     rows: BTreeMap<(&'static str, String, NaiveDate), Sums>,
@@ -93,15 +98,38 @@ pub async fn import(
     let unknown = || ImportError::UnknownSite(request.site.chars().take(100).collect());
     let domain = beacon_pipeline::domain::normalize_domain(&request.site).map_err(|_| unknown())?;
     sites::find(pool, &domain).await?.ok_or_else(unknown)?;
+    let progress = Arc::new(Progress::new(
+        &format!("import {domain}: rows read"),
+        None,
+        !request.progress,
+    ));
+    let tracked = Tracked::start(pool, "import", &domain, "rows", progress.clone()).await;
     let mut run = Run {
         summary: AggregateImportSummary {
             site: domain.clone(),
             ..AggregateImportSummary::default()
         },
+        progress: progress.clone(),
         tables: HashMap::new(),
         rows: BTreeMap::new(),
     };
-    for path in &request.files {
+    let outcome = run_import(pool, &domain, &mut run, &request.files).await;
+    tracked.finish().await;
+    progress.finish();
+    outcome?;
+    crate::replay::raise_data_version(redis, &domain).await;
+    run.summary.seconds = started.elapsed().as_secs_f64();
+    Ok(run.summary)
+}
+
+/// Reads every file, then replaces the days they cover in one transaction.
+async fn run_import(
+    pool: &Pool,
+    domain: &str,
+    run: &mut Run,
+    files: &[PathBuf],
+) -> Result<(), ImportError> {
+    for path in files {
         run.read_path(path)?;
     }
     let mut client = pool.get().await.map_err(StoreError::from)?;
@@ -128,13 +156,11 @@ pub async fn import(
                 })
                 .collect();
             run.summary.replaced +=
-                imported_daily::replace(&*tx, &domain, &properties, range, &rows).await?;
+                imported_daily::replace(&*tx, domain, &properties, range, &rows).await?;
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
-    crate::replay::raise_data_version(redis, &domain).await;
-    run.summary.seconds = started.elapsed().as_secs_f64();
-    Ok(run.summary)
+    Ok(())
 }
 
 impl Run {
@@ -255,6 +281,7 @@ impl Run {
             .map_err(|e| file_error(crate::import::csv_error(e)))?
         {
             self.summary.read += 1;
+            self.progress.inc(1);
             let line = record.position().map_or(0, |p| p.line());
             match parse_row(&record, date_column, &dimensions, &metrics, (first, last)) {
                 Ok(row) => {
