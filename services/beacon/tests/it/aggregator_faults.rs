@@ -15,8 +15,8 @@ use crate::dataset::{Hit, Rng, SITES, generate};
 use crate::ground_truth::{
     count, geoip_db, send_chunk, site_tokens, wait_applied, wait_visits_closed,
 };
-use crate::private_postgres::PrivatePostgres;
 use crate::truth_checks::verify;
+use beacon_testkit::PrivatePostgres;
 
 fn fault_env(ns: &Namespace) -> HashMap<String, String> {
     let mut env = ns.env();

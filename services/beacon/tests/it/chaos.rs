@@ -32,8 +32,8 @@ use crate::common::{
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
 use crate::ground_truth::{count, geoip_db, site_tokens, wait_visits_closed};
-use crate::private_postgres::PrivatePostgres;
 use crate::truth_checks::verify;
+use beacon_testkit::PrivatePostgres;
 
 /// The site of the one-shot browser events (not one of the dataset's sites).
 const BROWSER_SITE: &str = "chaos.example";

@@ -27,7 +27,6 @@ mod owner_access;
 mod plausible_clients;
 mod poison;
 mod privacy;
-mod private_postgres;
 mod publish_confirm;
 mod redis_down;
 mod replay;

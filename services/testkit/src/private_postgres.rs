@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{free_port, wait_for_port};
+use crate::env::{free_port, wait_for_port};
 
 pub struct PrivatePostgres {
     pub port: u16,
