@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 pub use handler::AggregateHandler;
 pub use maintenance::{Maintenance, close_quiet_sessions};
+pub use rollups::apply;
 pub use session_cache::SessionCache;
 
 pub struct Deps {

@@ -240,7 +240,3 @@ impl std::fmt::Display for Steps {
         Ok(())
     }
 }
-
-#[cfg(test)]
-#[path = "rollups_tests.rs"]
-mod tests;

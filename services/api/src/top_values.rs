@@ -108,7 +108,6 @@ fn still_needed(rest: &[(&str, i64)], nth: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup_query::ValueMatch;
 
     fn sums(pageviews: i64, events: i64, visitors: std::ops::Range<u64>) -> Sums {
         let mut s = Sums {
@@ -161,83 +160,5 @@ mod tests {
         // A value with no events left can still tie a value with one visitor (margin of one).
         assert_eq!(still_needed(&[("/q", 0)], 1), 1);
         assert_eq!(still_needed(&[("/q", 0)], 2), 0);
-    }
-
-    /// Against a real PostgreSQL: the top values read with pruning rank and count exactly as the
-    /// full breakdown's, and fewer values are read.
-    #[tokio::test]
-    async fn the_top_values_equal_the_full_breakdowns_top() {
-        use beacon_pipeline::sketch::VisitorSketch;
-        use chrono::{DateTime, Utc};
-
-        let (pool, schema) = beacon_store::test_schema::migrated("top_values", 2).await;
-        let client = pool.get().await.expect("connection");
-
-        let day0 = DateTime::<Utc>::from_timestamp(1_700_006_400, 0).expect("time"); // a midnight
-        let day = chrono::Duration::days(1);
-        let mut next_id = 0u64;
-        for i in 0..40u64 {
-            // Ten decoys with the most page views of all, from 90 visitors a day each: their
-            // bounds are far above their visitors. Then pages whose every visitor saw them once
-            // (bound = visitors), from 120 visitors a day down: the top ones outrank the decoys
-            // only by a little, so a bound any lower than the truth would leave them out.
-            let (value, visitors, pageviews) = if i < 10 {
-                (format!("/decoy{i}"), 90, 10_000)
-            } else {
-                let visitors = (40 - i) * 4;
-                (format!("/p{:02}", i - 10), visitors, visitors)
-            };
-            for d in 0..2 {
-                let mut sketch = VisitorSketch::default();
-                for _ in 0..visitors {
-                    sketch.insert(next_id);
-                    next_id += 1;
-                }
-                client
-                    .execute(
-                        "INSERT INTO rollups (site, property, value, span, bucket, pageviews,
-                             visitors) VALUES ('top.example', 'event:page', $1, 'day', $2, $3, $4)",
-                        &[
-                            &value,
-                            &(day0 + day * d),
-                            &(pageviews as i64),
-                            &sketch.to_bytes(),
-                        ],
-                    )
-                    .await
-                    .expect("insert");
-            }
-        }
-
-        let all = ValueMatch::All;
-        let query = RollupQuery {
-            site: "top.example",
-            tz: chrono_tz::UTC,
-            property: "event:page",
-            from: day0,
-            to: day0 + day * 2,
-            values: &all,
-            grouping: Grouping::Value,
-        };
-        let ranked = |groups: &BTreeMap<GroupKey, Sums>| {
-            let mut rows: Vec<(String, u64, i64)> = groups
-                .iter()
-                .map(|(k, s)| (format!("{k:?}"), s.visitors.count(), s.pageviews))
-                .collect();
-            rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            rows
-        };
-        let full = ranked(&query.run(&**client).await.expect("full breakdown"));
-        assert_eq!(full.len(), 40);
-        for n in [1, 3, 10, 38, 40, 100] {
-            let top = ranked(&query.run_top_visitors(&**client, n).await.expect("top"));
-            let shown = n.min(40);
-            assert_eq!(top[..shown], full[..shown], "top {n}");
-            if n <= 3 {
-                assert!(top.len() <= 20, "top {n} read {} values", top.len());
-            }
-        }
-
-        beacon_store::test_schema::drop(&pool, &schema).await;
     }
 }

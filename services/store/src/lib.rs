@@ -19,8 +19,6 @@ pub mod rollups;
 pub mod salts;
 pub mod sessions;
 pub mod sites;
-#[cfg(feature = "test-support")]
-pub mod test_schema;
 pub mod users;
 pub mod zones;
 

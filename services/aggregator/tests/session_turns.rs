@@ -7,9 +7,8 @@ use beacon_pipeline::session::Session;
 use beacon_schemas::Event;
 use beacon_store::{Pool, sessions};
 
-use super::apply;
-use crate::maintenance::close_quiet_sessions;
-use crate::session_cache::SessionCache;
+use beacon_aggregator::{SessionCache, apply, close_quiet_sessions};
+use beacon_testkit::TestSchema;
 
 const SITE: &str = "turns.example";
 const T0: i64 = 1_780_000_000_000;
@@ -19,15 +18,19 @@ fn pageview(visitor: u64, ts: i64) -> Event {
     beacon_pipeline::test_events::event(SITE, "pageview", ts, visitor)
 }
 
-struct Schema {
-    pool: Pool,
-    name: String,
+/// A test's schema, with what the tests read of it.
+struct Schema(TestSchema);
+
+impl std::ops::Deref for Schema {
+    type Target = TestSchema;
+    fn deref(&self) -> &TestSchema {
+        &self.0
+    }
 }
 
 impl Schema {
     async fn new(label: &str) -> Self {
-        let (pool, name) = beacon_store::test_schema::migrated(label, 2).await;
-        Self { pool, name }
+        Self(TestSchema::migrated(label, 2).await)
     }
 
     async fn open_sessions(&self) -> Vec<Session> {
@@ -62,10 +65,6 @@ impl Schema {
             .expect("visit rows");
         rows[0].get(0)
     }
-
-    async fn drop(self) {
-        beacon_store::test_schema::drop(&self.pool, &self.name).await;
-    }
 }
 
 async fn apply_one(pool: &Pool, cache: &SessionCache, event: Event) {
@@ -91,7 +90,6 @@ async fn a_visit_extended_by_another_process_is_read_again() {
         (stored[0].start_ms, stored[0].end_ms),
         (T0, T0 + 3 * MINUTE)
     );
-    db.drop().await;
 }
 
 /// While nobody else writes, the cache answers instead of PostgreSQL: a session deleted behind
@@ -123,7 +121,6 @@ async fn alone_the_process_reads_its_visits_from_memory() {
         .expect("raise");
     apply_one(&db.pool, &a, pageview(1, T0 + 2 * MINUTE)).await;
     assert_eq!(db.open_sessions().await[0].pageviews, 1);
-    db.drop().await;
 }
 
 /// The closing task closes a visit (into the visit rows); a late page view reopens it, which
@@ -153,7 +150,6 @@ async fn a_visit_closed_in_between_is_reopened_not_counted_twice() {
             .await
             .expect("close");
     }
-    db.drop().await;
 }
 
 /// Two batches of one process on one site at once (`BEACON_CONSUMER_CONCURRENCY`), twenty times:
@@ -205,5 +201,4 @@ async fn two_batches_at_once_both_count_and_keep_the_cache() {
             "round {round}: both visits came from memory"
         );
     }
-    db.drop().await;
 }
