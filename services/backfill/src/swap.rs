@@ -238,7 +238,7 @@ async fn day_numbers(
             day.pageviews += row.try_get::<_, i64>(2)?;
             if let Some(bytes) = row.try_get::<_, Option<&[u8]>>(4)? {
                 let sketch = VisitorSketch::from_bytes(bytes)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    .map_err(|e| StoreError::corrupt("a stored rollup row", e))?;
                 day.visitors = sketch.count();
             }
         } else {

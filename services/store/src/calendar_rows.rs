@@ -185,9 +185,8 @@ pub async fn rebuild_range(
 /// duration_ms, visitors` in columns 3 to 8.
 fn day_delta(row: &tokio_postgres::Row) -> Result<Delta, StoreError> {
     let visitors = match row.get::<_, Option<&[u8]>>(8) {
-        Some(bytes) => {
-            VisitorSketch::from_bytes(bytes).map_err(|e| StoreError::Invalid(e.to_string()))?
-        }
+        Some(bytes) => VisitorSketch::from_bytes(bytes)
+            .map_err(|e| StoreError::corrupt("a stored rollup row", e))?,
         None => VisitorSketch::default(),
     };
     Ok(Delta {

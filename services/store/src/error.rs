@@ -12,8 +12,26 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// Input the store refuses (an address that is not an email, a session outside its range).
     #[error("{0}")]
     Invalid(String),
+    /// A record that exists already (`site example.com`, `user a@b.example`).
+    #[error("{0} already exists")]
+    Exists(String),
+    /// Stored data that cannot be read back: what it is, and why.
+    #[error("{what}: {source}")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A value that cannot be written (encoding a session, hashing a password).
+    #[error("{what}: {source}")]
+    Unwritable {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What a failed store call says about trying again.
@@ -38,7 +56,23 @@ impl StoreError {
             StoreError::Pool(_) => Failure::Transient,
             StoreError::Postgres(e) => postgres_failure(e),
             StoreError::Url(_) | StoreError::Migration(_) => Failure::Other,
-            StoreError::Invalid(_) => Failure::Data,
+            StoreError::Invalid(_)
+            | StoreError::Exists(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Unwritable { .. } => Failure::Data,
+        }
+    }
+}
+
+impl StoreError {
+    /// Stored data that cannot be read back, keeping why.
+    pub fn corrupt(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Corrupt {
+            what,
+            source: source.into(),
         }
     }
 }

@@ -26,7 +26,7 @@ pub async fn import_key(client: &impl GenericClient, site_id: i64) -> Result<Sal
     let key: &[u8] = row.try_get(0)?;
     let key: [u8; 16] = key
         .try_into()
-        .map_err(|_| StoreError::Invalid("an import key is not 16 bytes".into()))?;
+        .map_err(|_| StoreError::corrupt("a stored import key", "not 16 bytes"))?;
     Ok(Salt(key))
 }
 

@@ -149,9 +149,8 @@ fn merged_sketch(stored: Option<&Vec<u8>>, delta: &Delta) -> Result<Option<Vec<u
         return Ok(None);
     }
     let mut sketch = match stored {
-        Some(bytes) => {
-            VisitorSketch::from_bytes(bytes).map_err(|e| StoreError::Invalid(e.to_string()))?
-        }
+        Some(bytes) => VisitorSketch::from_bytes(bytes)
+            .map_err(|e| StoreError::corrupt("a stored rollup row", e))?,
         None => VisitorSketch::default(),
     };
     sketch.merge(&delta.visitors);
@@ -225,7 +224,7 @@ pub async fn day_rows(
             let sketch: Option<&[u8]> = row.get(8);
             let visitors = match sketch {
                 Some(bytes) => VisitorSketch::from_bytes(bytes)
-                    .map_err(|e| StoreError::Invalid(format!("a stored visitor sketch: {e}")))?
+                    .map_err(|e| StoreError::corrupt("a stored rollup row", e))?
                     .count(),
                 None => 0,
             };
@@ -282,8 +281,9 @@ async fn stored_sketches<'a>(
             site: row.try_get(0)?,
             property: row.try_get(1)?,
             value: row.try_get(2)?,
-            span: Span::parse(span)
-                .ok_or_else(|| StoreError::Invalid(format!("unknown rollup span {span}")))?,
+            span: Span::parse(span).ok_or_else(|| {
+                StoreError::corrupt("a stored rollup row", format!("unknown span {span}"))
+            })?,
             bucket_ms: bucket.timestamp_millis(),
         };
         stored.insert(key, row.try_get(5)?);

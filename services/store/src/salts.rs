@@ -22,7 +22,7 @@ pub async fn salt_for(pool: &Pool, day: NaiveDate) -> Result<Salt, StoreError> {
     let bytes: Vec<u8> = row.get(0);
     let salt: [u8; 16] = bytes
         .try_into()
-        .map_err(|_| StoreError::Invalid("stored salt is not 16 bytes".into()))?;
+        .map_err(|_| StoreError::corrupt("a stored salt", "not 16 bytes"))?;
     if let Some(cutoff) = day.pred_opt() {
         client
             .execute("DELETE FROM salts WHERE day < $1", &[&cutoff])
@@ -43,7 +43,7 @@ pub async fn existing_salt(pool: &Pool, day: NaiveDate) -> Result<Option<Salt>, 
         bytes
             .try_into()
             .map(Salt)
-            .map_err(|_| StoreError::Invalid("stored salt is not 16 bytes".into()))
+            .map_err(|_| StoreError::corrupt("a stored salt", "not 16 bytes"))
     })
     .transpose()
 }

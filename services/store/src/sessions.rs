@@ -26,13 +26,15 @@ fn id_from_sql(id: i64) -> u64 {
 }
 
 fn encode_state(session: &Session) -> Result<Vec<u8>, StoreError> {
-    rmp_serde::to_vec(session).map_err(|e| StoreError::Invalid(e.to_string()))
+    rmp_serde::to_vec(session).map_err(|e| StoreError::Unwritable {
+        what: "encoding a session",
+        source: e.into(),
+    })
 }
 
 /// Reads either form: positional, or named fields (rows written before V7).
 fn decode_state(state: &[u8]) -> Result<Session, StoreError> {
-    rmp_serde::from_slice(state)
-        .map_err(|e| StoreError::Invalid(format!("unreadable stored session: {e}")))
+    rmp_serde::from_slice(state).map_err(|e| StoreError::corrupt("unreadable stored session", e))
 }
 
 fn session_from_row(row: &Row) -> Result<Session, StoreError> {
@@ -385,6 +387,18 @@ mod tests {
     use beacon_pipeline::test_events::{event, on_page};
 
     use super::*;
+
+    /// An unreadable stored session says what it is and keeps the decoder's error as its cause,
+    /// and trying again cannot help (it is set aside, not retried forever).
+    #[test]
+    fn an_unreadable_session_keeps_its_cause() {
+        let error = decode_state(b"\xc1 not msgpack").expect_err("garbage");
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+        assert!(error.to_string().starts_with("unreadable stored session: "));
+        let cause = std::error::Error::source(&error).expect("the decoder's error");
+        assert!(cause.downcast_ref::<rmp_serde::decode::Error>().is_some());
+        assert_eq!(error.failure(), crate::error::Failure::Data);
+    }
 
     fn session() -> Session {
         let ts = 1_780_000_000_000;

@@ -34,7 +34,7 @@ pub async fn add(
         )
         .await?;
     let Some(row) = row else {
-        return Err(StoreError::Invalid(format!("site {domain} already exists")));
+        return Err(StoreError::Exists(format!("site {domain}")));
     };
     Ok(Site {
         id: row.get(0),
@@ -52,7 +52,7 @@ fn site_from_row(row: &tokio_postgres::Row) -> Result<Site, StoreError> {
         domain: row.get(1),
         timezone: tz
             .parse()
-            .map_err(|_| StoreError::Invalid(format!("stored time zone '{tz}' is unknown")))?,
+            .map_err(|e| StoreError::corrupt("a stored time zone", e))?,
         owner_id: row.get(3),
         owner_email: row.get(4),
     })

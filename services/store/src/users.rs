@@ -43,7 +43,10 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| StoreError::Invalid(format!("cannot hash password: {e}")))
+        .map_err(|e| StoreError::Unwritable {
+            what: "hashing the password",
+            source: e.to_string().into(),
+        })
 }
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
@@ -69,7 +72,7 @@ pub async fn add_user(
             &[&email, &password_hash],
         )
         .await?
-        .ok_or_else(|| StoreError::Invalid(format!("user {email} already exists")))?;
+        .ok_or_else(|| StoreError::Exists(format!("user {email}")))?;
     Ok(User {
         id: row.get(0),
         email,
