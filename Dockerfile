@@ -34,5 +34,8 @@ ENV BEACON_COLLECTOR_ADDR=0.0.0.0:8080 \
 EXPOSE 8080 8000 9090
 
 USER beacon
+# Ready = the admin listener's /readyz answers 200 (BEACON_ADMIN_ADDR, 9090 above).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
+  CMD ["/usr/local/bin/beacon", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/beacon"]
 CMD ["all"]

@@ -39,6 +39,9 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (passwords masked) and check it
     Config,
+    /// Exit 0 if the Beacon process on this machine is ready (its admin listener's /readyz at
+    /// BEACON_ADMIN_ADDR answers 200), 1 otherwise: a container's health check
+    Healthcheck,
     /// Manage sites
     Site {
         #[command(subcommand)]

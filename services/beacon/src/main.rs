@@ -2,6 +2,7 @@
 
 mod backfill;
 mod cli;
+mod healthcheck;
 mod services;
 mod tools;
 mod wiring;
@@ -59,6 +60,9 @@ fn print_config() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     let config =
         beacon_runtime::Config::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    if let Command::Healthcheck = command {
+        return Ok(healthcheck::healthcheck(config.admin_addr).await);
+    }
     beacon_runtime::telemetry::init_tracing(config.log_format);
     match command {
         Command::Collector => services::collector(config).await?,
@@ -68,6 +72,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::All => services::all(config).await?,
         Command::Migrate => tools::migrate(&config).await?,
         Command::Config => {} // answered in `main`, before the runtime starts
+        Command::Healthcheck => {} // answered above, without logging
         Command::Site {
             command:
                 SiteCommand::Add {
