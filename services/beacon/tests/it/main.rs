@@ -14,6 +14,7 @@ mod consume;
 mod dashboard_browser;
 mod dataset;
 mod dead_letters;
+mod deployment;
 mod duplicates;
 mod e2e;
 mod envelope_fuzz;
