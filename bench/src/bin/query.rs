@@ -190,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     let redis_url = beacon_bench::env_or("BEACON_REDIS_URL", "redis://127.0.0.1:6379");
     beacon_store::postgres::migrate(&postgres_url, &namespace).await?;
     let pool = beacon_store::postgres::pool(&postgres_url, &namespace, 8)?;
-    let owner = users::add_user(&pool, "bench@example.com", None).await?;
+    let owner = users::add_user(&pool, "bench@example.com", None, false).await?;
     let key = users::create_key(&pool, &owner).await?;
     sites::add(&pool, SITE, chrono_tz::Tz::UTC, Some(&owner)).await?;
 

@@ -168,6 +168,7 @@ async function refresh() {
 
 async function start() {
   const sites = await (await fetch("/api/sites")).json();
+  document.getElementById("pipeline-link").hidden = !sites.operator;
   // Read the hash only now: it may have changed while the sites loaded, before the hashchange
   // listener below exists.
   readHash();

@@ -51,6 +51,30 @@ impl FromRequestParts<Arc<AppState>> for Owner {
     }
 }
 
+/// An [`Owner`] who is also an operator: the pipeline as a whole tells of every tenant's traffic,
+/// so anyone else gets `403`.
+pub struct Operator;
+
+/// What a signed-in owner who is not an operator is told.
+pub const OPERATORS_ONLY: &str =
+    "the pipeline is for operators; `beacon user operator EMAIL` makes one";
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Owner(user) = Owner::from_request_parts(parts, state).await?;
+        if user.operator {
+            Ok(Operator)
+        } else {
+            Err(ApiError::forbidden(OPERATORS_ONLY))
+        }
+    }
+}
+
 /// Name of the dashboard's sign-in cookie.
 pub const SESSION_COOKIE: &str = "beacon_session";
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Owner, SESSION_COOKIE, session_token};
+use crate::auth::{OPERATORS_ONLY, Owner, SESSION_COOKIE, session_token};
 use crate::error::ApiError;
 
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
@@ -54,23 +54,38 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -
     }
 }
 
-/// `GET /pipeline`: stream and consumer lag for operators (reads `/api/pipeline`).
+/// `GET /pipeline`: stream and consumer lag for operators (reads `/api/pipeline`); an owner who is
+/// not one gets `403`.
 pub async fn pipeline_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers).await {
-        Ok(true) => Html(PIPELINE_HTML).into_response(),
-        Ok(false) => Redirect::to("/login").into_response(),
+    match signed_in_user(&state, &headers).await {
+        Ok(Some(user)) if user.operator => Html(PIPELINE_HTML).into_response(),
+        Ok(Some(_)) => (
+            StatusCode::FORBIDDEN,
+            Html(format!(
+                "<!doctype html><title>Beacon</title><p>{OPERATORS_ONLY}. <a href=\"/\">Back to \
+                 the dashboard</a></p>"
+            )),
+        )
+            .into_response(),
+        Ok(None) => Redirect::to("/login").into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<bool, ApiError> {
+    Ok(signed_in_user(state, headers).await?.is_some())
+}
+
+async fn signed_in_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<beacon_store::users::User>, ApiError> {
     let Some(token) = session_token(headers) else {
-        return Ok(false);
+        return Ok(None);
     };
-    let user = login_sessions::user_for_token(&state.pool, &token)
+    login_sessions::user_for_token(&state.pool, &token)
         .await
-        .map_err(ApiError::unavailable)?;
-    Ok(user.is_some())
+        .map_err(ApiError::unavailable)
 }
 
 /// `GET /login`.
@@ -206,7 +221,8 @@ pub async fn my_sites(
         .filter(|s| s.owner_id == Some(owner.0.id))
         .map(|s| json!({ "domain": s.domain, "timezone": s.timezone.name() }))
         .collect();
-    Ok(Json(json!({ "sites": mine })))
+    // The dashboard links to the pipeline page for operators only.
+    Ok(Json(json!({ "sites": mine, "operator": owner.0.operator })))
 }
 
 #[cfg(test)]

@@ -181,6 +181,15 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Also an operator: may see the pipeline page and /api/pipeline (every tenant's lag)
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Make a user an operator (or, with --revoke, an owner only again)
+    Operator {
+        email: String,
+        #[arg(long)]
+        revoke: bool,
     },
 }
 

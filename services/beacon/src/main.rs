@@ -94,8 +94,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 UserCommand::Add {
                     email,
                     password_stdin,
+                    operator,
                 },
-        } => tools::user_add(&config, &email, password_stdin).await?,
+        } => tools::user_add(&config, &email, password_stdin, operator).await?,
+        Command::User {
+            command: UserCommand::Operator { email, revoke },
+        } => tools::user_operator(&config, &email, !revoke).await?,
         Command::Key {
             command: KeyCommand::Create { user },
         } => tools::key_create(&config, &user).await?,

@@ -58,8 +58,13 @@ pub async fn site_add(
     Ok(())
 }
 
-/// `beacon user add EMAIL [--password-stdin]`.
-pub async fn user_add(config: &Config, email: &str, password_stdin: bool) -> anyhow::Result<()> {
+/// `beacon user add EMAIL [--password-stdin] [--operator]`.
+pub async fn user_add(
+    config: &Config,
+    email: &str,
+    password_stdin: bool,
+    operator: bool,
+) -> anyhow::Result<()> {
     let password = if password_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -75,10 +80,27 @@ pub async fn user_add(config: &Config, email: &str, password_stdin: bool) -> any
         None
     };
     let pool = wiring::postgres(config).await?;
-    let user = users::add_user(&pool, email, password.as_deref())
+    let user = users::add_user(&pool, email, password.as_deref(), operator)
         .await
         .context("cannot add user")?;
-    eprintln!("added user {}", user.email);
+    let role = if user.operator { " (operator)" } else { "" };
+    eprintln!("added user {}{role}", user.email);
+    Ok(())
+}
+
+/// `beacon user operator EMAIL [--revoke]`.
+pub async fn user_operator(config: &Config, email: &str, operator: bool) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    anyhow::ensure!(
+        users::set_operator(&pool, email, operator).await?,
+        "no user {email}; add one with `beacon user add {email}`"
+    );
+    let now = if operator {
+        "an operator"
+    } else {
+        "an owner only"
+    };
+    eprintln!("{email} is now {now}");
     Ok(())
 }
 

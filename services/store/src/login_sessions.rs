@@ -37,7 +37,7 @@ pub async fn check_password(
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT id, email, password_hash FROM users WHERE email = $1",
+            "SELECT id, email, password_hash, operator FROM users WHERE email = $1",
             &[&email],
         )
         .await?;
@@ -46,6 +46,7 @@ pub async fn check_password(
             Some(User {
                 id: r.get(0),
                 email: r.get(1),
+                operator: r.get(3),
             }),
             r.get::<_, Option<String>>(2),
         ),
@@ -96,7 +97,7 @@ pub async fn user_for_token(pool: &Pool, token: &str) -> Result<Option<User>, St
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT u.id, u.email FROM login_sessions s JOIN users u ON u.id = s.user_id
+            "SELECT u.id, u.email, u.operator FROM login_sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = $1 AND s.expires_at > now()",
             &[&token_hash(token)],
         )
@@ -104,6 +105,7 @@ pub async fn user_for_token(pool: &Pool, token: &str) -> Result<Option<User>, St
     Ok(row.map(|r| User {
         id: r.get(0),
         email: r.get(1),
+        operator: r.get(2),
     }))
 }
 

@@ -14,6 +14,8 @@ const KEY_PREFIX: &str = "bk_";
 pub struct User {
     pub id: i64,
     pub email: String,
+    /// May see the pipeline as a whole (lag, dead letters, every site's backfills).
+    pub operator: bool,
 }
 
 /// Checks an email address well enough to catch typos; returns it trimmed and lower-cased.
@@ -62,32 +64,53 @@ pub async fn add_user(
     pool: &Pool,
     email: &str,
     password: Option<&str>,
+    operator: bool,
 ) -> Result<User, StoreError> {
     let email = normalize_email(email)?;
     let password_hash = password.map(hash_password).transpose()?;
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "INSERT INTO users (email, password_hash) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING id",
-            &[&email, &password_hash],
+            "INSERT INTO users (email, password_hash, operator) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+            &[&email, &password_hash, &operator],
         )
         .await?
         .ok_or_else(|| StoreError::Exists(format!("user {email}")))?;
     Ok(User {
         id: row.get(0),
         email,
+        operator,
     })
+}
+
+/// Makes `email` an operator (or, `operator` false, an owner only again). False when there is
+/// no such user.
+pub async fn set_operator(pool: &Pool, email: &str, operator: bool) -> Result<bool, StoreError> {
+    let email = normalize_email(email)?;
+    let client = pool.get().await?;
+    let changed = client
+        .execute(
+            "UPDATE users SET operator = $2 WHERE email = $1",
+            &[&email, &operator],
+        )
+        .await?;
+    Ok(changed == 1)
 }
 
 pub async fn find_user(pool: &Pool, email: &str) -> Result<Option<User>, StoreError> {
     let email = normalize_email(email)?;
     let client = pool.get().await?;
     let row = client
-        .query_opt("SELECT id, email FROM users WHERE email = $1", &[&email])
+        .query_opt(
+            "SELECT id, email, operator FROM users WHERE email = $1",
+            &[&email],
+        )
         .await?;
     Ok(row.map(|r| User {
         id: r.get(0),
         email: r.get(1),
+        operator: r.get(2),
     }))
 }
 
@@ -118,7 +141,8 @@ pub async fn user_for_key(pool: &Pool, key: &str) -> Result<Option<User>, StoreE
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT u.id, u.email, k.id, k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
+            "SELECT u.id, u.email, k.id, k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute',
+                    u.operator
              FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
             &[&key_hash(key)],
         )
@@ -137,6 +161,7 @@ pub async fn user_for_key(pool: &Pool, key: &str) -> Result<Option<User>, StoreE
     Ok(Some(User {
         id: row.get(0),
         email: row.get(1),
+        operator: row.get(4),
     }))
 }
 

@@ -39,7 +39,8 @@ async fn start(ns: &Namespace, commands: &[&str], http: &reqwest::Client) -> Run
         format!("http://127.0.0.1:{port}")
     });
     beacon_ok(&env, &["migrate"]);
-    beacon_ok(&env, &["user", "add", "owner@example.com"]);
+    // The owner of the test's sites also runs the pipeline: an operator.
+    beacon_ok(&env, &["user", "add", "owner@example.com", "--operator"]);
     let key = beacon_ok(&env, &["key", "create", "--user", "owner@example.com"])
         .trim()
         .to_string();
@@ -475,8 +476,19 @@ async fn an_owner_reads_only_their_own_sites() {
         );
         assert_eq!(get("/api/pipeline".into(), key).await.0, 401);
     }
+    // The pipeline tells of every tenant's traffic: an owner who is not an operator gets 403.
+    let (status, body) = get("/api/pipeline".into(), Some(rival.clone())).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("operator")),
+        "{body}"
+    );
     assert_eq!(
-        get("/api/pipeline".into(), Some(rival.clone())).await.0,
+        get("/api/pipeline".into(), Some(running.key.clone()))
+            .await
+            .0,
         200
     );
 

@@ -145,11 +145,16 @@ async fn no_owner_reads_another_owners_site_by_any_endpoint() {
     let (_, sites) = get("/api/sites".into(), Some(&o.bob_key)).await;
     assert_eq!(
         sites,
-        json!({"sites": [{"domain": "bob.example", "timezone": "UTC"}]})
+        json!({"sites": [{"domain": "bob.example", "timezone": "UTC"}], "operator": false})
     );
     assert_eq!(
         get("/api/pipeline".into(), None).await.0,
         StatusCode::UNAUTHORIZED
+    );
+    // The pipeline tells of every tenant's traffic: owners who are not operators get 403.
+    assert_eq!(
+        get("/api/pipeline".into(), Some(&o.bob_key)).await.0,
+        StatusCode::FORBIDDEN
     );
 }
 
@@ -247,6 +252,27 @@ async fn the_dashboard_signs_in_with_a_strict_http_only_cookie_and_refuses_cross
         .await
         .expect("json");
     assert_eq!(openapi["openapi"], json!("3.0.3"));
+    // The pipeline page is for operators; made one, the same sign-in opens it.
+    let refused = with_cookie("/pipeline").await.expect("pipeline page");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("html")
+            .contains("beacon user operator")
+    );
+    let email = "alice@example.com";
+    crate::common::beacon_ok(&o.ns.env(), &["user", "operator", email]);
+    assert_eq!(
+        with_cookie("/pipeline").await.expect("page").status(),
+        StatusCode::OK
+    );
+    crate::common::beacon_ok(&o.ns.env(), &["user", "operator", email, "--revoke"]);
+    assert_eq!(
+        with_cookie("/pipeline").await.expect("page").status(),
+        StatusCode::FORBIDDEN
+    );
 
     let forged_logout = http
         .post(format!("{}/logout", o.api))
