@@ -13,6 +13,7 @@ mod lag;
 mod policy;
 mod publish;
 mod scan;
+mod stored_time;
 mod topology;
 
 pub use consume::{ConsumeError, run_consumer};

@@ -11,6 +11,8 @@ use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+use crate::stored_time::{first_stored_from, unix_ms};
+
 /// Where a scan starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanStart {
@@ -40,10 +42,6 @@ pub struct Scanned {
 
 /// Messages asked for per pull.
 const PULL: usize = 1_000;
-
-fn unix_ms(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 /// Reads every message of `subject` in `stream` from `start` up to the stream's last sequence at
 /// the time of the call, oldest first, handing each to `on_message`.
@@ -170,11 +168,5 @@ pub async fn first_unacked_ms(
         .ack_floor
         .stream_sequence
         + 1;
-    // The sequence after the floor may be a gap (deleted); the next stored one counts.
-    for sequence in first..=last.min(first + 1_000) {
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            return Ok(Some(unix_ms(message.time)));
-        }
-    }
-    Ok(None)
+    Ok(first_stored_from(&stream, first, last).await)
 }

@@ -117,9 +117,15 @@ impl BatchHandler for AggregateHandler {
         metrics::counter!(beacon_metrics::AGGREGATOR_ALREADY_APPLIED.name)
             .increment((events.len() - new_events.len()) as u64);
 
+        // Freshness: from the collector's acceptance to the commit the API reads.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let freshness = metrics::histogram!(beacon_metrics::AGGREGATOR_FRESHNESS.name);
+        for event in &new_events {
+            freshness.record((now_ms - event.received_at_ms).max(0) as f64 / 1000.0);
+        }
+
         // Live counters are best effort: Redis being down must not stop the rollups, which are
         // the source of truth.
-        let now_ms = chrono::Utc::now().timestamp_millis();
         if let Err(e) = live::record(&self.redis, &self.live_keys, &new_events, now_ms).await {
             metrics::counter!(beacon_metrics::AGGREGATOR_LIVE_ERRORS.name).increment(1);
             tracing::warn!(error = %e, "cannot update live counters");

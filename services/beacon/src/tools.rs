@@ -208,8 +208,9 @@ pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
         s.name, s.messages, s.bytes, s.first_sequence, s.last_sequence
     );
     println!(
-        "{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}",
+        "{:<28} {:>10} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}  complete through",
         "consumer",
+        "lag",
         "pending",
         "ack_pending",
         "redelivered",
@@ -218,9 +219,17 @@ pub async fn lag(config: &Config, json: bool) -> anyhow::Result<()> {
         "ack_floor"
     );
     for c in &state.consumers {
+        let through = c
+            .complete_through_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or_else(
+                || "-".to_string(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            );
         println!(
-            "{:<28} {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}",
+            "{:<28} {:>9.1}s {:>10} {:>12} {:>12} {:>8} {:>14} {:>10}  {through}",
             c.name,
+            c.lag_seconds,
             c.pending,
             c.ack_pending,
             c.redelivered,

@@ -8,6 +8,10 @@ use crate::Metric;
 pub const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// Buckets (seconds) of how long an event takes to reach the statistics.
+pub const FRESHNESS_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
 /// Buckets of batch sizes (messages).
 pub const SIZE_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
@@ -105,6 +109,18 @@ pub const CONSUMER_WAITING: Metric = Metric::gauge(
     &["consumer"],
     "Pull requests waiting on the server for the consumer.",
 );
+pub const CONSUMER_LAG_SECONDS: Metric = Metric::gauge(
+    "beacon_consumer_lag_seconds",
+    &["consumer"],
+    "Age of the oldest event in the stream the consumer has not acknowledged; 0 when it has acknowledged everything.",
+)
+.with_unit(Unit::Seconds);
+pub const CONSUMER_COMPLETE_THROUGH: Metric = Metric::gauge(
+    "beacon_consumer_complete_through_timestamp_seconds",
+    &["consumer"],
+    "Unix time at which the newest event of the consumer's unbroken acknowledged prefix was stored: what it produces is complete up to then.",
+)
+.with_unit(Unit::Seconds);
 pub const CONSUMER_ACK_FLOOR: Metric = Metric::gauge(
     "beacon_consumer_ack_floor",
     &["consumer"],
@@ -145,6 +161,13 @@ pub const ARCHIVER_DUPLICATES: Metric = Metric::counter(
 );
 
 // Aggregator.
+pub const AGGREGATOR_FRESHNESS: Metric = Metric::histogram(
+    "beacon_event_freshness_seconds",
+    Unit::Seconds,
+    FRESHNESS_BUCKETS,
+    &[],
+    "Time from the collector's acceptance of an event to the commit that puts it in the statistics the API reads.",
+);
 pub const AGGREGATOR_APPLIED: Metric = Metric::counter(
     "beacon_aggregator_applied_total",
     &[],
@@ -222,6 +245,8 @@ pub const ALL: &[Metric] = &[
     CONSUMER_REDELIVERED,
     CONSUMER_WAITING,
     CONSUMER_ACK_FLOOR,
+    CONSUMER_LAG_SECONDS,
+    CONSUMER_COMPLETE_THROUGH,
     STREAM_MESSAGES,
     STREAM_BYTES,
     STREAM_LAST_SEQUENCE,
@@ -236,6 +261,7 @@ pub const ALL: &[Metric] = &[
     AGGREGATOR_SESSIONS_REOPENED,
     AGGREGATOR_SESSION_CACHE_HITS,
     AGGREGATOR_SESSION_CACHE_MISSES,
+    AGGREGATOR_FRESHNESS,
     API_CACHE,
     API_SIGN_IN_FAILURES,
     API_SIGN_IN_THROTTLED,

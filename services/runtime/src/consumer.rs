@@ -25,7 +25,7 @@ pub async fn supervise_consumer<H: BatchHandler>(
     let name = topology.consumer_name(kind);
     tokio::join!(
         consume(js, topology, &name, policy, handler, shutdown),
-        report_lag(js, topology, &name, shutdown)
+        report_lag(js, topology, shutdown)
     );
     tracing::info!(consumer = %name, "consumer stopped");
 }
@@ -71,18 +71,22 @@ async fn consume<H: BatchHandler>(
 /// How often the lag gauges are refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(10);
 
-/// Publishes this consumer's lag (and the stream's size) as gauges until shutdown.
-async fn report_lag(
-    js: &jetstream::Context,
-    topology: &Topology,
-    name: &str,
-    shutdown: &CancellationToken,
-) {
+/// Publishes the lag of every consumer of the stream (and the stream's size) as gauges until
+/// shutdown: each consumer process reports them all, so a stopped consumer's lag still grows on
+/// the dashboards and in the alerts while another process runs (alert on the maximum by
+/// `consumer`).
+async fn report_lag(js: &jetstream::Context, topology: &Topology, shutdown: &CancellationToken) {
     loop {
         match pipeline_state(js, topology).await {
             Ok(state) => {
-                let labels = [("consumer", name.to_string())];
-                if let Some(c) = state.consumers.iter().find(|c| c.name == name) {
+                for c in &state.consumers {
+                    let labels = [("consumer", c.name.clone())];
+                    metrics::gauge!(beacon_metrics::CONSUMER_LAG_SECONDS.name, &labels)
+                        .set(c.lag_seconds);
+                    if let Some(ms) = c.complete_through_ms {
+                        metrics::gauge!(beacon_metrics::CONSUMER_COMPLETE_THROUGH.name, &labels)
+                            .set(ms as f64 / 1000.0);
+                    }
                     metrics::gauge!(beacon_metrics::CONSUMER_PENDING.name, &labels)
                         .set(c.pending as f64);
                     metrics::gauge!(beacon_metrics::CONSUMER_ACK_PENDING.name, &labels)

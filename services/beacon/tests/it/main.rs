@@ -23,6 +23,7 @@ mod ground_truth;
 mod hostile_corpus;
 mod import;
 mod import_formats;
+mod lag_time;
 mod live_counters;
 mod owner_access;
 mod plausible_clients;

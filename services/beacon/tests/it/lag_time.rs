@@ -1,0 +1,94 @@
+//! Lag as users feel it: with the aggregator stopped while events flow, `/api/pipeline` shows its
+//! lag in time and its pending count grow (while the running archiver stays caught up); started
+//! again, the aggregator catches up and its statistics are complete through the last event.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{Beacon, beacon_ok, eventually};
+use crate::ground_truth::start_split_pipeline;
+
+/// The consumer of `/api/pipeline` whose name ends with `kind`.
+fn consumer<'a>(pipeline: &'a Value, kind: &str) -> &'a Value {
+    pipeline["consumers"]
+        .as_array()
+        .expect("consumers")
+        .iter()
+        .find(|c| c["name"].as_str().is_some_and(|n| n.ends_with(kind)))
+        .unwrap_or_else(|| panic!("no {kind} consumer in {pipeline}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_aggregators_lag_grows_in_time_and_falls_when_it_runs() {
+    let http = reqwest::Client::new();
+    let mut pipeline = start_split_pipeline("lag_time", &http).await;
+    beacon_ok(&pipeline.env, &["user", "operator", "truth@example.com"]);
+    let state = || {
+        let (http, url, key) = (
+            http.clone(),
+            format!("{}/api/pipeline", pipeline.api),
+            pipeline.key.clone(),
+        );
+        async move {
+            let response = http.get(url).bearer_auth(key).send().await.ok()?;
+            response.json::<Value>().await.ok()
+        }
+    };
+
+    let mut aggregator = pipeline.roles.remove(2);
+    assert_eq!(aggregator.what, "aggregator");
+    aggregator.terminate();
+    let sent_from = chrono::Utc::now().timestamp_millis();
+    for i in 0..40 {
+        let answer = http
+            .post(format!("{}/track", pipeline.collector))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Firefox/130.0",
+            )
+            .json(&json!({"url": format!("https://gt-utc.test/p{i}")}))
+            .send()
+            .await
+            .expect("collector");
+        assert_eq!(answer.status(), 202);
+    }
+    let behind = eventually(
+        "the aggregator's lag to reach 3 s",
+        Duration::from_secs(30),
+        || async {
+            let state = state().await?;
+            let aggregator = consumer(&state, "aggregator");
+            let lag = aggregator["lag_seconds"].as_f64()?;
+            (lag >= 3.0 && aggregator["pending"].as_u64()? >= 40).then_some(state)
+        },
+    )
+    .await;
+    let archiver = consumer(&behind, "archiver");
+    assert!(
+        archiver["lag_seconds"].as_f64().expect("lag") < 3.0,
+        "the running archiver keeps up: {behind}"
+    );
+
+    let _restarted = Beacon::spawn(&pipeline.env, &["aggregator"]);
+    let caught_up = eventually(
+        "the aggregator to catch up",
+        Duration::from_secs(60),
+        || async {
+            let state = state().await?;
+            let aggregator = consumer(&state, "aggregator");
+            (aggregator["lag_seconds"].as_f64()? == 0.0 && aggregator["pending"].as_u64()? == 0)
+                .then_some(state)
+        },
+    )
+    .await;
+    let through = consumer(&caught_up, "aggregator")["complete_through_ms"]
+        .as_i64()
+        .expect("complete through");
+    assert!(
+        through >= sent_from,
+        "complete through {through}, sent from {sent_from}"
+    );
+    let lag_text = beacon_ok(&pipeline.env, &["lag"]);
+    assert!(lag_text.contains("complete through"), "{lag_text}");
+}
