@@ -20,6 +20,7 @@ const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
 const DASHBOARD_CSS: &str = include_str!("../assets/dashboard.css");
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const PIPELINE_HTML: &str = include_str!("../assets/pipeline.html");
+const PIPELINE_JS: &str = include_str!("../assets/pipeline.js");
 const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -35,6 +36,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 pub async fn dashboard_js() -> Response {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+pub async fn pipeline_js() -> Response {
+    asset("text/javascript; charset=utf-8", PIPELINE_JS)
 }
 
 pub async fn dashboard_css() -> Response {
@@ -101,7 +106,7 @@ pub struct Credentials {
 
 /// A state-changing request must come from a page of this very server: a browser always sends
 /// `Origin` on a cross-site POST, so a foreign one is refused (no login CSRF, no forced sign-out).
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         // Not a browser (curl, scripts): nothing to forge.
         return true;

@@ -68,6 +68,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/pipeline", get(dashboard::pipeline_page))
         .route("/assets/dashboard.js", get(dashboard::dashboard_js))
         .route("/assets/dashboard.css", get(dashboard::dashboard_css))
+        .route("/assets/pipeline.js", get(dashboard::pipeline_js))
         .route("/api/openapi.json", get(dashboard::openapi))
         .route("/api/sites", get(dashboard::my_sites))
         .route("/api/stats", get(stats::summary))
@@ -79,6 +80,12 @@ pub fn router(deps: Deps) -> Router {
         .route("/api/v1/stats/timeseries", get(v1::timeseries))
         .route("/api/v1/stats/breakdown", get(v1::breakdown))
         .route("/api/pipeline", get(pipeline::lag))
+        .route("/api/pipeline/history", get(pipeline::history))
+        .route("/api/pipeline/dead-letters", get(pipeline::dead_letters))
+        .route(
+            "/api/pipeline/dead-letters/{sequence}/retry",
+            post(pipeline::retry_dead_letter),
+        )
         .with_state(state)
         .merge(public_health_router(deps.admin))
         .layer(axum::middleware::from_fn(
@@ -94,5 +101,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     let limits = deps.http;
-    beacon_runtime::serve(listener, router(deps), limits, shutdown).await
+    let sampler = tokio::spawn(pipeline::sample_history(
+        deps.pool.clone(),
+        deps.js.clone(),
+        deps.topology.clone(),
+        shutdown.clone(),
+    ));
+    let served = beacon_runtime::serve(listener, router(deps), limits, shutdown).await;
+    let _ = sampler.await;
+    served
 }

@@ -14,6 +14,7 @@ pub mod imports;
 pub mod ingest_tokens;
 pub mod live;
 pub mod login_sessions;
+pub mod pipeline_samples;
 pub mod postgres;
 pub mod rollups;
 pub mod salts;

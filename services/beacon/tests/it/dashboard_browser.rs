@@ -12,7 +12,7 @@ use crate::dataset::generate;
 use crate::ground_truth::{TRUTH_PASSWORD, send_hits, start_pipeline, wait_applied};
 
 /// Puppeteer wants the browser's full path.
-fn absolute(program: PathBuf) -> String {
+pub fn absolute(program: PathBuf) -> String {
     let output = Command::new("which").arg(&program).output().expect("which");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }

@@ -26,6 +26,7 @@ mod import_formats;
 mod lag_time;
 mod live_counters;
 mod owner_access;
+mod pipeline_browser;
 mod plausible_clients;
 mod poison;
 mod privacy;
