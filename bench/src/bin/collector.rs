@@ -392,11 +392,17 @@ fn dirty_kib() -> u64 {
 
 /// Parses the `/track` duration histogram: (upper bound in s, cumulative count).
 fn parse_buckets(text: &str) -> Vec<(f64, u64)> {
+    parse_histogram(
+        text,
+        "beacon_http_request_duration_seconds_bucket",
+        "route=\"/track\"",
+    )
+}
+
+/// Parses one histogram's buckets (lines starting with `series`, holding `label`).
+fn parse_histogram(text: &str, series: &str, label: &str) -> Vec<(f64, u64)> {
     text.lines()
-        .filter(|l| {
-            l.starts_with("beacon_http_request_duration_seconds_bucket")
-                && l.contains("route=\"/track\"")
-        })
+        .filter(|l| l.starts_with(series) && l.contains(label))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
             let le = if le == "+Inf" {
@@ -432,14 +438,116 @@ fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], p: f64) -> f64 {
 }
 
 async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<(f64, u64)>> {
-    Ok(parse_buckets(
-        &http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?,
+    Ok(parse_buckets(&metrics_text(http, base).await?))
+}
+
+async fn metrics_text(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?)
+}
+
+/// The aggregator's freshness histogram (collector's 202 → committed rollups).
+async fn scrape_freshness(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<(f64, u64)>> {
+    Ok(parse_histogram(
+        &metrics_text(http, base).await?,
+        "beacon_event_freshness_seconds_bucket",
+        "le=",
     ))
+}
+
+/// What the freshness run measured.
+struct Freshness {
+    p50: f64,
+    p99: f64,
+    events: u64,
+    lag_at_end: f64,
+    catch_up: Duration,
+}
+
+/// The aggregator runs beside the collector while the same half-peak load is sent: how long an
+/// accepted event takes to reach the statistics the API reads.
+#[allow(clippy::too_many_arguments)]
+async fn freshness_run(
+    http: &reqwest::Client,
+    namespace: &str,
+    port: u16,
+    js: &async_nats::jetstream::Context,
+    body: String,
+    rate: f64,
+    seconds: u64,
+    workers: usize,
+) -> anyhow::Result<Freshness> {
+    let admin = format!("http://127.0.0.1:{}", port + 2);
+    let _aggregator = Collector(
+        beacon(namespace, &["aggregator"], port)
+            .env("BEACON_ADMIN_ADDR", format!("127.0.0.1:{}", port + 2))
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let ready = Instant::now();
+    while http
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(60),
+            "aggregator did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = scrape_freshness(http, &admin).await?;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(fixed_rate(addr, &body, rate, seconds, workers))
+    })
+    .await??;
+    let topology = Topology::new(namespace);
+    let aggregator_lag = |state: &beacon_jetstream::PipelineState| {
+        state
+            .consumers
+            .iter()
+            .find(|c| c.name.ends_with("aggregator"))
+            .map(|c| (c.lag_seconds, c.pending + c.ack_pending as u64))
+    };
+    let state = beacon_jetstream::pipeline_state(js, &topology)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (lag_at_end, _) = aggregator_lag(&state).unwrap_or_default();
+    let sent = Instant::now();
+    loop {
+        let state = beacon_jetstream::pipeline_state(js, &topology)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if aggregator_lag(&state).is_some_and(|(lag, left)| lag == 0.0 && left == 0) {
+            break;
+        }
+        anyhow::ensure!(
+            sent.elapsed() < Duration::from_secs(600),
+            "the aggregator did not catch up in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let catch_up = sent.elapsed();
+    let after = scrape_freshness(http, &admin).await?;
+    let events =
+        after.last().map(|(_, n)| *n).unwrap_or(0) - before.last().map(|(_, n)| *n).unwrap_or(0);
+    Ok(Freshness {
+        p50: bucket_quantile(&before, &after, 0.5),
+        p99: bucket_quantile(&before, &after, 0.99),
+        events,
+        lag_at_end,
+        catch_up,
+    })
 }
 
 #[tokio::main]
@@ -640,7 +748,34 @@ async fn main() -> anyhow::Result<()> {
         "raw JetStream publish at {half:.0}/s for {seconds} s: p50 {raw50:.2} ms, p99 {raw99:.2} ms"
     );
 
+    // Freshness: the same half-peak load with the aggregator running beside the collector.
+    renew_stream().await?;
+    let freshness = freshness_run(
+        &http,
+        &namespace,
+        port,
+        &js,
+        single.clone(),
+        half,
+        args.latency_seconds,
+        args.rate_connections,
+    )
+    .await?;
+    println!(
+        "freshness at {half:.0}/s with the aggregator: p50 <= {} s, p99 <= {} s over {} events; lag {:.1} s when sending stopped, caught up {:.1} s later",
+        freshness.p50,
+        freshness.p99,
+        freshness.events,
+        freshness.lag_at_end,
+        freshness.catch_up.as_secs_f64()
+    );
+
     beacon_bench::drop_streams(&js, &namespace).await;
+    if let Ok(redis) = beacon_store::live::connect("redis://127.0.0.1:6379").await {
+        beacon_store::live::drop_namespace(&redis, &namespace)
+            .await
+            .ok();
+    }
     // `beacon migrate` also made the archive's database; remove it with the rest.
     if let Ok(archive) =
         beacon_store::Archive::connect(&beacon_bench::mongo_url(), &namespace).await
@@ -690,6 +825,14 @@ async fn main() -> anyhow::Result<()> {
          | raw JetStream publishes at the same rate from {rate_conns} tasks of one async-nats client, {raw_secs} s, from due | {raw50:.2} | {raw99:.2} |\n\n\
          Spread of the due-based latencies: {spread}.\n\n\
          | seconds of the run | p50 (ms) | p99 (ms) | max (ms) |\n|---|---|---|---|\n{by_slice}\n\
+         ## Freshness at half the peak rate\n\n\
+         The same fixed rate for {latency_secs} s on a new stream, now with `beacon aggregator` (release\n\
+         build, its own process) consuming beside the collector: the time from the collector's `202` to\n\
+         the commit that puts the event in the rollups the API reads (the aggregator's\n\
+         `beacon_event_freshness_seconds` histogram; bucket upper bounds), over {fresh_events} events.\n\n\
+         | p50 | p99 | aggregator's lag when sending stopped | caught up after |\n|---|---|---|---|\n\
+         | ≤ {fresh50} s | ≤ {fresh99} s | {fresh_lag:.1} s | {fresh_catch:.1} s |\n\n\
+         All of it shares the 2 cores with the collector, nats-server, PostgreSQL and the load generator.\n\n\
          Bars (issue 3): single ≥ 25% of raw, batch ≥ 50% of raw, p99 < 10 ms at half the peak rate.\n\
          The due-based tail is time the requests spent waiting for a core or for the generator to catch up\n\
          (generator, collector and nats-server share 2 cores); the collector itself answers in ≤ {srv99} ms\n\
@@ -727,6 +870,11 @@ async fn main() -> anyhow::Result<()> {
         spread = spread.join(", "),
         events = args.events,
         nrounds = args.rounds,
+        fresh_events = freshness.events,
+        fresh50 = freshness.p50,
+        fresh99 = freshness.p99,
+        fresh_lag = freshness.lag_at_end,
+        fresh_catch = freshness.catch_up.as_secs_f64(),
     );
     beacon_bench::write_results("collector", &markdown)
 }
