@@ -185,6 +185,12 @@ pub enum UserCommand {
         #[arg(long)]
         operator: bool,
     },
+    /// Set a user's dashboard password (read from stdin) and sign out all their sessions
+    Passwd {
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
     /// Make a user an operator (or, with --revoke, an owner only again)
     Operator {
         email: String,
@@ -199,6 +205,20 @@ pub enum KeyCommand {
     Create {
         #[arg(long)]
         user: String,
+    },
+    /// A user's API keys: id, first characters, created, last used (never the key)
+    List {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one of a user's API keys (by the id `key list` shows); it stops working at once
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        id: i64,
     },
 }
 

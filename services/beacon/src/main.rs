@@ -103,6 +103,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Key {
             command: KeyCommand::Create { user },
         } => tools::key_create(&config, &user).await?,
+        Command::Key {
+            command: KeyCommand::List { user, json },
+        } => tools::key_list(&config, &user, json).await?,
+        Command::Key {
+            command: KeyCommand::Revoke { user, id },
+        } => tools::key_revoke(&config, &user, id).await?,
+        Command::User {
+            command: UserCommand::Passwd { email, .. },
+        } => tools::user_passwd(&config, &email).await?,
         Command::Replay {
             site,
             all_sites: _,

@@ -65,26 +65,78 @@ pub async fn user_add(
     password_stdin: bool,
     operator: bool,
 ) -> anyhow::Result<()> {
-    let password = if password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
-        let password = line.trim_end_matches(['\r', '\n']).to_string();
-        anyhow::ensure!(
-            password.chars().count() >= 10,
-            "the password must have at least 10 characters"
-        );
-        Some(password)
-    } else {
-        None
-    };
+    let password = password_stdin.then(read_password).transpose()?;
     let pool = wiring::postgres(config).await?;
     let user = users::add_user(&pool, email, password.as_deref(), operator)
         .await
         .context("cannot add user")?;
     let role = if user.operator { " (operator)" } else { "" };
     eprintln!("added user {}{role}", user.email);
+    Ok(())
+}
+
+/// A dashboard password from one line of stdin: at least 10 characters.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(
+        password.chars().count() >= 10,
+        "the password must have at least 10 characters"
+    );
+    Ok(password)
+}
+
+/// `beacon user passwd EMAIL --password-stdin`.
+pub async fn user_passwd(config: &Config, email: &str) -> anyhow::Result<()> {
+    let password = read_password()?;
+    let pool = wiring::postgres(config).await?;
+    anyhow::ensure!(
+        users::set_password(&pool, email, &password).await?,
+        "no user {email}; add one with `beacon user add {email}`"
+    );
+    eprintln!("changed the password of {email}; their dashboard sessions are signed out");
+    Ok(())
+}
+
+/// `beacon key list --user EMAIL [--json]`.
+pub async fn key_list(config: &Config, email: &str, json: bool) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    let keys = users::list_keys(&pool, email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("--user: no user {email}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&keys)?);
+        return Ok(());
+    }
+    if keys.is_empty() {
+        println!("{email} has no API keys");
+    }
+    for k in keys {
+        let used = k.last_used_at.map_or_else(
+            || "never used".to_string(),
+            |t| format!("last used {}", t.format("%Y-%m-%d %H:%M UTC")),
+        );
+        println!(
+            "{:>6}  {}…  created {}  {used}",
+            k.id,
+            k.prefix,
+            k.created_at.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
+    Ok(())
+}
+
+/// `beacon key revoke --user EMAIL --id N`.
+pub async fn key_revoke(config: &Config, email: &str, id: i64) -> anyhow::Result<()> {
+    let pool = wiring::postgres(config).await?;
+    anyhow::ensure!(
+        users::revoke_key(&pool, email, id).await?,
+        "{email} has no API key {id} (`beacon key list --user {email}` shows them)"
+    );
+    eprintln!("revoked API key {id} of {email}");
     Ok(())
 }
 

@@ -133,6 +133,78 @@ pub async fn create_key(pool: &Pool, user: &User) -> Result<String, StoreError> 
     Ok(key)
 }
 
+/// One API key as its owner sees it: never the key itself, only its first characters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: i64,
+    /// The key's first characters (`bk_1a2b3c`), to tell keys apart.
+    pub prefix: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// To the minute; `None` if never used.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `email`'s API keys, oldest first; `None` when there is no such user.
+pub async fn list_keys(pool: &Pool, email: &str) -> Result<Option<Vec<KeyInfo>>, StoreError> {
+    let Some(user) = find_user(pool, email).await? else {
+        return Ok(None);
+    };
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 ORDER BY id",
+            &[&user.id],
+        )
+        .await?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| KeyInfo {
+                id: r.get(0),
+                prefix: r.get(1),
+                created_at: r.get(2),
+                last_used_at: r.get(3),
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes `email`'s key `id` (it stops working at once). False when the user has no such key.
+pub async fn revoke_key(pool: &Pool, email: &str, id: i64) -> Result<bool, StoreError> {
+    let email = normalize_email(email)?;
+    let client = pool.get().await?;
+    let deleted = client
+        .execute(
+            "DELETE FROM api_keys k USING users u
+             WHERE k.user_id = u.id AND u.email = $1 AND k.id = $2",
+            &[&email, &id],
+        )
+        .await?;
+    Ok(deleted == 1)
+}
+
+/// Sets `email`'s dashboard password and signs out every session of the user (a password
+/// changed because it leaked must not leave the thief signed in). False when there is no such
+/// user.
+pub async fn set_password(pool: &Pool, email: &str, password: &str) -> Result<bool, StoreError> {
+    let email = normalize_email(email)?;
+    let hash = hash_password(password)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let changed = tx
+        .execute(
+            "UPDATE users SET password_hash = $2 WHERE email = $1",
+            &[&email, &hash],
+        )
+        .await?;
+    tx.execute(
+        "DELETE FROM login_sessions s USING users u WHERE s.user_id = u.id AND u.email = $1",
+        &[&email],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(changed == 1)
+}
+
 /// The owner of an API key, if the key is valid.
 pub async fn user_for_key(pool: &Pool, key: &str) -> Result<Option<User>, StoreError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 200 {

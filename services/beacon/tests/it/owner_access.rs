@@ -401,3 +401,100 @@ async fn failed_sign_ins_are_throttled_per_account_with_retry_after() {
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     assert!(session_cookie(&r).is_none());
 }
+
+/// Lifecycle of credentials: a user's keys are listed (never shown again) with when they were
+/// last used, a revoked key stops working at once, and a new password signs every session out
+/// and replaces the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_and_revoked_and_a_new_password_signs_sessions_out() {
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let o = two_owners(&http).await;
+    let env = o.ns.env();
+    let sites = |auth: (&'static str, String)| {
+        http.get(format!("{}/api/sites", o.api))
+            .header(auth.0, auth.1)
+            .send()
+    };
+    let bearer = |key: &str| ("authorization", format!("Bearer {key}"));
+    assert_eq!(
+        sites(bearer(&o.alice_key)).await.expect("sites").status(),
+        200
+    );
+
+    let listed: Value = serde_json::from_str(&beacon_ok(
+        &env,
+        &["key", "list", "--user", "alice@example.com", "--json"],
+    ))
+    .expect("json");
+    let keys = listed.as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "{listed}");
+    let prefix = keys[0]["prefix"].as_str().expect("prefix");
+    assert!(
+        o.alice_key.starts_with(prefix) && prefix.len() < 12,
+        "{listed}"
+    );
+    assert!(
+        !listed.to_string().contains(&o.alice_key),
+        "the key is never shown again"
+    );
+    assert!(
+        keys[0]["last_used_at"].is_string(),
+        "used just now: {listed}"
+    );
+    let id = keys[0]["id"].as_i64().expect("id").to_string();
+    // Bob cannot revoke Alice's key by its id.
+    crate::common::beacon_fails(
+        &env,
+        &["key", "revoke", "--user", "bob@example.com", "--id", &id],
+    );
+    assert_eq!(
+        sites(bearer(&o.alice_key)).await.expect("sites").status(),
+        200
+    );
+    beacon_ok(
+        &env,
+        &["key", "revoke", "--user", "alice@example.com", "--id", &id],
+    );
+    assert_eq!(
+        sites(bearer(&o.alice_key)).await.expect("sites").status(),
+        401
+    );
+
+    let login = |password: &'static str| {
+        http.post(format!("{}/login", o.api))
+            .form(&[("email", "alice@example.com"), ("password", password)])
+            .send()
+    };
+    let signed_in = login("alice's long passphrase").await.expect("login");
+    let cookie = session_cookie(&signed_in).expect("a session");
+    let cookie = cookie.split(';').next().expect("cookie").to_string();
+    assert_eq!(
+        sites(("cookie", cookie.clone()))
+            .await
+            .expect("sites")
+            .status(),
+        200
+    );
+    let mut passwd = std::process::Command::new(env!("CARGO_BIN_EXE_beacon"))
+        .args(["user", "passwd", "alice@example.com", "--password-stdin"])
+        .envs(&env)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("beacon user passwd");
+    std::io::Write::write_all(
+        passwd.stdin.as_mut().expect("stdin"),
+        b"a brand new passphrase\n",
+    )
+    .expect("write");
+    assert!(passwd.wait().expect("wait").success());
+    assert_eq!(
+        sites(("cookie", cookie)).await.expect("sites").status(),
+        401,
+        "the old session is signed out"
+    );
+    assert!(session_cookie(&login("alice's long passphrase").await.expect("login")).is_none());
+    assert!(session_cookie(&login("a brand new passphrase").await.expect("login")).is_some());
+}
