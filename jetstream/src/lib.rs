@@ -12,6 +12,7 @@ mod delivery;
 mod lag;
 mod policy;
 mod publish;
+mod purge;
 mod scan;
 mod stored_time;
 mod topology;
@@ -25,6 +26,7 @@ pub use delivery::{BatchHandler, Decision, Delivery};
 pub use lag::{ConsumerLag, PipelineState, StreamLag, pipeline_state};
 pub use policy::ConsumerPolicy;
 pub use publish::{Confirmations, PublishError, Publisher};
+pub use purge::purge_site;
 pub use scan::{
     ScanStart, Scanned, ScannedMessage, StreamExtent, first_unacked_ms, scan_subject, stream_extent,
 };

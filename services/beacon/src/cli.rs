@@ -172,6 +172,14 @@ pub enum SiteCommand {
     },
     /// List sites
     List,
+    /// Delete a site and all its data: statistics, visits, imported aggregates, archived and
+    /// streamed events, live counters, ingest tokens (without --yes: only says what it would do)
+    Delete {
+        domain: String,
+        /// Really delete (there is no undo)
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

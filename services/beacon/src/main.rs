@@ -84,6 +84,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Site {
             command: SiteCommand::List,
         } => tools::site_list(&config).await?,
+        Command::Site {
+            command: SiteCommand::Delete { domain, yes },
+        } => return tools::site_delete(&config, &domain, yes).await,
         Command::Lag { json } => tools::lag(&config, json).await?,
         Command::Compact { older_than } => {
             let older_than = older_than.map_or(config.rollup_fine_retention, Into::into);

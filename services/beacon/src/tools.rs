@@ -171,6 +171,54 @@ pub async fn key_create(config: &Config, email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `beacon site delete DOMAIN [--yes]`: the site row first (the collector then refuses its
+/// events, and no aggregator commits for it meanwhile: same lock), then its events in the
+/// stream, the archive and Redis. Without `--yes` it only says what it would delete (exit 1).
+pub async fn site_delete(
+    config: &Config,
+    domain: &str,
+    yes: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    let domain = beacon_pipeline::domain::normalize_domain(domain)
+        .map_err(|e| anyhow::anyhow!("site '{domain}' {e}"))?;
+    let pool = wiring::postgres(config).await?;
+    anyhow::ensure!(
+        sites::find(&pool, &domain).await?.is_some(),
+        "no site {domain} (`beacon site list` shows them)"
+    );
+    if !yes {
+        eprintln!(
+            "beacon site delete {domain} would delete the site and all its data: statistics, \
+             visits, imported aggregates, archived and streamed events, live counters and ingest \
+             tokens. There is no undo; run it again with --yes"
+        );
+        return Ok(std::process::ExitCode::FAILURE);
+    }
+    let deleted = sites::delete_with_data(&pool, &domain)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no site {domain}"))?;
+    let client = wiring::nats(config).await?;
+    let js = wiring::jetstream(config, &client).await?;
+    let streamed = beacon_jetstream::purge_site(&js, &wiring::topology(config), &domain)
+        .await
+        .map_err(|e| anyhow::anyhow!("purging the stream: {e}"))?;
+    let archived = wiring::archive(config)
+        .await?
+        .delete_site(&domain)
+        .await
+        .context("deleting archived events")?;
+    let redis = wiring::redis(config).await?;
+    let keys = beacon_store::live::delete_site(&redis, &wiring::live_keys(config), &domain)
+        .await
+        .context("deleting live counters")?;
+    eprintln!(
+        "deleted site {domain}: {} rollup rows, {} visits, {} imported rows, {streamed} streamed and \
+         {archived} archived events, {keys} Redis keys",
+        deleted.rollup_rows, deleted.sessions, deleted.imported_rows
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 pub async fn site_list(config: &Config) -> anyhow::Result<()> {
     let pool = wiring::postgres(config).await?;
     let all = sites::list(&pool).await?;

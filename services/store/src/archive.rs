@@ -100,6 +100,15 @@ impl Archive {
         Ok(())
     }
 
+    /// Deletes every archived event of `site`; returns how many.
+    pub async fn delete_site(&self, site: &str) -> Result<u64, mongodb::error::Error> {
+        Ok(self
+            .events
+            .delete_many(doc! { "site": site })
+            .await?
+            .deleted_count)
+    }
+
     /// Drops the namespace's database (tests only).
     pub async fn drop_namespace(&self) -> Result<(), mongodb::error::Error> {
         self.client

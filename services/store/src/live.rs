@@ -42,6 +42,16 @@ impl LiveKeys {
         format!("{}:live:pages:{site}:{minute_ms}", self.prefix)
     }
 
+    /// Patterns of `site`'s keys kept per minute or per answer (a normalised domain has no glob
+    /// characters).
+    pub fn site_patterns(&self, site: &str) -> [String; 3] {
+        [
+            format!("{}:live:pageviews:{site}:*", self.prefix),
+            format!("{}:live:pages:{site}:*", self.prefix),
+            format!("{}:cache:{site}:*", self.prefix),
+        ]
+    }
+
     /// Counter raised by the aggregator whenever the site's numbers change; part of every cache key.
     pub fn data_version(&self, site: &str) -> String {
         format!("{}:version:{site}", self.prefix)
@@ -96,6 +106,20 @@ pub async fn drop_namespace(client: &Client, namespace: &str) -> Result<(), fred
         let _: i64 = client.del(keys).await?;
     }
     Ok(())
+}
+
+/// Deletes `site`'s live counters, data version and cached answers; returns how many keys.
+pub async fn delete_site(
+    client: &Client,
+    keys: &LiveKeys,
+    site: &str,
+) -> Result<i64, fred::error::Error> {
+    let mut found: Vec<String> = vec![keys.visitors(site), keys.data_version(site)];
+    for pattern in keys.site_patterns(site) {
+        let matched: Vec<String> = client.custom(fred::cmd!("KEYS"), vec![pattern]).await?;
+        found.extend(matched);
+    }
+    client.del(found).await
 }
 
 /// What the live counters say about a site right now.

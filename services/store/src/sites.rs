@@ -75,3 +75,42 @@ pub async fn find(pool: &Pool, domain: &str) -> Result<Option<Site>, StoreError>
         .await?;
     row.as_ref().map(site_from_row).transpose()
 }
+
+/// What deleting a site removed from PostgreSQL.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Deleted {
+    pub rollup_rows: u64,
+    pub sessions: u64,
+    pub imported_rows: u64,
+}
+
+/// Deletes `domain` and everything PostgreSQL holds of it (rollups, visits, imported
+/// aggregates, ingest tokens, import records and key), in one transaction under the site's
+/// aggregation lock, so no aggregator commits for it half-way. `None` when there is no such site.
+pub async fn delete_with_data(pool: &Pool, domain: &str) -> Result<Option<Deleted>, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    crate::rollups::lock_sites(&*tx, &[domain]).await?;
+    let site = tx
+        .execute("DELETE FROM sites WHERE domain = $1", &[&domain])
+        .await?;
+    if site == 0 {
+        return Ok(None);
+    }
+    let delete = |table: &'static str| {
+        let tx = &tx;
+        async move {
+            tx.execute(&format!("DELETE FROM {table} WHERE site = $1"), &[&domain])
+                .await
+        }
+    };
+    let deleted = Deleted {
+        rollup_rows: delete("rollups").await?,
+        sessions: delete("sessions").await?,
+        imported_rows: delete("imported_daily").await?,
+    };
+    delete("site_generations").await?;
+    delete("backfill_runs").await?;
+    tx.commit().await?;
+    Ok(Some(deleted))
+}

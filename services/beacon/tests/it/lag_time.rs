@@ -19,8 +19,8 @@ fn consumer<'a>(pipeline: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} consumer in {pipeline}"))
 }
 
-/// `n` page views of the first ground-truth site through the collector, each answered `202`.
-pub async fn send_pageviews(http: &reqwest::Client, collector: &str, n: usize) {
+/// `n` page views of `site` through the collector, each answered `202`.
+pub async fn send_pageviews(http: &reqwest::Client, collector: &str, site: &str, n: usize) {
     for i in 0..n {
         let answer = http
             .post(format!("{collector}/track"))
@@ -28,7 +28,7 @@ pub async fn send_pageviews(http: &reqwest::Client, collector: &str, n: usize) {
                 "user-agent",
                 "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Firefox/130.0",
             )
-            .json(&json!({"url": format!("https://gt-utc.test/p{i}")}))
+            .json(&json!({"url": format!("https://{site}/p{i}")}))
             .send()
             .await
             .expect("collector");
@@ -57,7 +57,7 @@ async fn a_stopped_aggregators_lag_grows_in_time_and_falls_when_it_runs() {
     assert_eq!(aggregator.what, "aggregator");
     aggregator.terminate();
     let sent_from = chrono::Utc::now().timestamp_millis();
-    send_pageviews(&http, &pipeline.collector, 40).await;
+    send_pageviews(&http, &pipeline.collector, "gt-utc.test", 40).await;
     let behind = eventually(
         "the aggregator's lag to reach 3 s",
         Duration::from_secs(30),

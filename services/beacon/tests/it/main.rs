@@ -34,4 +34,5 @@ mod publish_confirm;
 mod redis_down;
 mod replay;
 mod schemathesis;
+mod site_delete;
 mod truth_checks;

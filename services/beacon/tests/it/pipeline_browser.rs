@@ -21,7 +21,7 @@ async fn the_lag_dashboard_shows_a_stopped_aggregator_fall_behind_and_catch_up()
     let mut aggregator = pipeline.roles.remove(2);
     assert_eq!(aggregator.what, "aggregator");
     aggregator.terminate();
-    send_pageviews(&http, &pipeline.collector, 60).await;
+    send_pageviews(&http, &pipeline.collector, "gt-utc.test", 60).await;
 
     let npm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
     let screenshot = if std::env::var("BEACON_WRITE_SCREENSHOT").is_ok_and(|v| v == "1") {
@@ -63,7 +63,7 @@ async fn the_lag_dashboard_shows_a_stopped_aggregator_fall_behind_and_catch_up()
     if behind {
         // The page saw the lag: the aggregator runs again, and events keep coming.
         restarted = Some(Beacon::spawn(&pipeline.env, &["aggregator"]));
-        send_pageviews(&http, &pipeline.collector, 10).await;
+        send_pageviews(&http, &pipeline.collector, "gt-utc.test", 10).await;
     }
     let output = tokio::task::spawn_blocking(move || {
         let mut rest = String::new();
