@@ -27,7 +27,7 @@ function duration(s) {
   return m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
-const SVG_TAGS = new Set(["polyline", "circle", "title"]);
+const SVG_TAGS = new Set(["polyline", "circle", "title", "text", "line"]);
 
 function el(tag, attrs = {}, ...children) {
   const e = SVG_TAGS.has(tag) ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
@@ -91,21 +91,48 @@ function showImportsNote(meta) {
   note.dataset.included = String(Boolean(meta.imports_included));
 }
 
+// A value axis's top: 1, 2 or 5 times a power of ten, at or above `max`.
+function niceMax(max) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(1, max)));
+  return [1, 2, 5, 10].map((m) => m * power).find((v) => v >= max);
+}
+
+// "2026-11-03" → "Nov 3"; "2026-11-03 14:00:00" → "14:00"; a month series' "2026-11-01" → "Nov 2026".
+function axisLabel(date, monthly) {
+  if (date.length > 10) return date.slice(11, 16);
+  const d = new Date(`${date}T00:00:00Z`);
+  const options = monthly ? { month: "short", year: "numeric", timeZone: "UTC" } : { month: "short", day: "numeric", timeZone: "UTC" };
+  return d.toLocaleDateString("en", options);
+}
+
 async function loadChart() {
   const body = await api("/api/v1/stats/timeseries", { metrics: "visitors,pageviews" });
   const points = body.results;
   const svg = document.getElementById("chart");
-  const max = Math.max(1, ...points.map((p) => Math.max(p.visitors, p.pageviews)));
-  const x = (i) => (points.length < 2 ? 400 : (i / (points.length - 1)) * 790 + 5);
-  const y = (v) => 210 - (v / max) * 195;
+  const [left, right, top, bottom] = [52, 10, 14, 218];
+  const top_value = niceMax(Math.max(1, ...points.map((p) => Math.max(p.visitors, p.pageviews))));
+  const x = (i) => (points.length < 2 ? (left + 800 - right) / 2 : left + (i / (points.length - 1)) * (800 - left - right));
+  const y = (v) => bottom - (v / top_value) * (bottom - top);
+  const axis = [];
+  for (const v of [0, top_value / 2, top_value]) {
+    axis.push(el("line", { x1: left, x2: 800 - right, y1: y(v), y2: y(v), stroke: "#e3e6ef" }));
+    axis.push(el("text", { x: left - 8, y: y(v) + 4, "text-anchor": "end", "font-size": 12, fill: "#555", "data-axis": "value" }, v.toLocaleString()));
+  }
+  // Up to seven dates or hours along the time axis, evenly spread.
+  const monthly = points.length > 1 && points[1].date.slice(8, 10) === "01" && points[0].date.slice(8, 10) === "01";
+  const step = Math.max(1, Math.ceil(points.length / 7));
+  for (let i = 0; i < points.length; i += step) {
+    axis.push(el("text", { x: x(i), y: bottom + 18, "text-anchor": "middle", "font-size": 12, fill: "#555", "data-axis": "time" }, axisLabel(points[i].date, monthly)));
+  }
   const line = (key, color, dash) => el("polyline", {
     points: points.map((p, i) => `${x(i)},${y(p[key])}`).join(" "),
-    fill: "none", stroke: color, "stroke-width": "2.5", "stroke-dasharray": dash, "vector-effect": "non-scaling-stroke",
+    fill: "none", stroke: color, "stroke-width": "2.5", "stroke-dasharray": dash,
     "data-series": key,
   });
-  svg.replaceChildren(line("pageviews", "#adb5d6", "5 4"), line("visitors", "#4c6ef5", ""));
+  svg.replaceChildren(...axis, line("pageviews", "#adb5d6", "5 4"), line("visitors", "#4c6ef5", ""));
   for (const [i, p] of points.entries()) {
-    const dot = el("circle", { cx: x(i), cy: y(p.visitors), r: 3, fill: "#4c6ef5" });
+    // Hover shows the interval's values.
+    const dot = el("circle", { cx: x(i), cy: y(p.visitors), r: 4, fill: "#4c6ef5", tabindex: "0" });
     dot.append(el("title", {}, `${p.date}: ${p.visitors} visitors, ${p.pageviews} pageviews`));
     svg.append(dot);
   }

@@ -70,6 +70,12 @@ try {
   if (plotted !== series.results.length) fail(`the graph plots ${plotted} points, the series has ${series.results.length}`);
   const drawn = await page.$eval('svg polyline[data-series="visitors"]', (l) => l.getBBox().width);
   if (!(drawn > 100)) fail(`the graph's line is not drawn (width ${drawn})`);
+  // Axes: dates along the bottom, values up the side (the top one at least the highest point).
+  const times = await page.$$eval('#chart text[data-axis="time"]', (t) => t.map((e) => e.textContent));
+  if (times.length < 3 || !times.every((t) => /^[A-Z][a-z]{2} \d{1,2}$/.test(t))) fail(`the time axis: ${times}`);
+  const values = await page.$$eval('#chart text[data-axis="value"]', (t) => t.map((e) => Number(e.textContent.replace(/,/g, ""))));
+  const highest = Math.max(...series.results.map((p) => Math.max(p.visitors, p.pageviews)));
+  if (values.length !== 3 || Math.max(...values) < highest) fail(`the value axis ${values} does not reach ${highest}`);
 
   const pagesShown = await page.$$eval('[data-panel="event:page"] .row', (rows) => rows.map((r) => [r.dataset.value, Number(r.dataset.visitors)]));
   const pages = await api(`/api/v1/stats/breakdown?site_id=${BEACON_SITE}&period=${period}&property=event:page&limit=10`);
