@@ -26,7 +26,9 @@ try {
   await page.type("#email", BEACON_EMAIL);
   await page.type("#password", BEACON_PASSWORD);
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
-  if (!(await page.$eval("#pipeline-link", (a) => !a.hidden))) fail("an operator's dashboard hides the Pipeline link");
+  // The dashboard shows its Pipeline link once /api/sites says the user is an operator.
+  await page.waitForFunction(() => !document.getElementById("pipeline-link").hidden, { timeout: 20_000 })
+    .catch(() => fail("an operator's dashboard hides the Pipeline link"));
   await page.goto(`${BEACON_URL}/pipeline`, { waitUntil: "networkidle0" });
 
   const aggregator = '[data-consumer$="aggregator"]';
