@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use beacon_store::imported_daily::PROPERTIES;
+use beacon_store::imported_daily::{DailySums, PROPERTIES};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use crate::error::ApiError;
 use crate::grouping::Grouping;
 use crate::period::Interval;
-use crate::report::{Filter, Group, ImportedSums};
+use crate::report::{Filter, Group};
 use crate::rollup_query::{GroupKey, ValueMatch};
 
 /// Plausible's words when the query's parameters cannot use imported data.
@@ -136,7 +136,7 @@ impl ImportedQuery<'_> {
         property: &str,
         values: &ValueMatch,
         (first, last): (NaiveDate, NaiveDate),
-    ) -> Result<Vec<(GroupKey, ImportedSums)>, ApiError> {
+    ) -> Result<Vec<(GroupKey, DailySums)>, ApiError> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.site, &property, &first, &last];
         let list = values.listed();
         let value_clause = match &list {
@@ -174,7 +174,7 @@ impl ImportedQuery<'_> {
                         GroupKey::Time(day.and_hms_opt(0, 0, 0).unwrap_or_default())
                     }
                 };
-                let sums = ImportedSums {
+                let sums = DailySums {
                     visitors: row.get(1),
                     pageviews: row.get(2),
                     events: row.get(3),

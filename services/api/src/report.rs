@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use beacon_pipeline::rollup::{TOTAL, VISITS};
+use beacon_store::imported_daily::DailySums;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -70,17 +71,6 @@ pub struct Filter {
     pub values: ValueMatch,
 }
 
-/// The sums of imported rows (another tool's daily aggregates) in a group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportedSums {
-    pub visitors: i64,
-    pub pageviews: i64,
-    pub events: i64,
-    pub visits: i64,
-    pub bounces: i64,
-    pub duration_s: i64,
-}
-
 /// The sums a group's metrics are computed from: event rows and visit rows, and the visitors of
 /// imported rows (their counters are added to the sums).
 #[derive(Debug, Clone, Default)]
@@ -106,14 +96,18 @@ impl Group {
     }
 
     /// Adds imported rows: their counters to the sums, their (daily, summed) visitors apart.
-    pub fn add_imported(&mut self, imported: &ImportedSums) {
-        self.events.pageviews += imported.pageviews;
-        self.events.events += imported.events;
-        self.visits.visits += imported.visits;
-        self.visits.bounces += imported.bounces;
-        self.visits.duration_ms += imported.duration_s.saturating_mul(1000);
-        self.visits.pageviews += imported.pageviews;
-        self.imported_visitors += imported.visitors;
+    pub fn add_imported(&mut self, imported: &DailySums) {
+        let add = |sum: &mut i64, n: i64| *sum = sum.saturating_add(n);
+        add(&mut self.events.pageviews, imported.pageviews);
+        add(&mut self.events.events, imported.events);
+        add(&mut self.visits.visits, imported.visits);
+        add(&mut self.visits.bounces, imported.bounces);
+        add(
+            &mut self.visits.duration_ms,
+            imported.duration_s.saturating_mul(1000),
+        );
+        add(&mut self.visits.pageviews, imported.pageviews);
+        add(&mut self.imported_visitors, imported.visitors);
     }
 
     pub fn value(&self, metric: Metric) -> Value {
@@ -127,7 +121,7 @@ impl Group {
         };
         match metric {
             Metric::Visitors => {
-                json!(self.events.visitors.count() as i64 + self.imported_visitors)
+                json!((self.events.visitors.count() as i64).saturating_add(self.imported_visitors))
             }
             Metric::Pageviews => json!(self.events.pageviews),
             Metric::Events => json!(self.events.pageviews + self.events.events),

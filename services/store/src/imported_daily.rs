@@ -33,18 +33,36 @@ pub const PROPERTIES: [&str; 21] = [
     "visit:os_version",
 ];
 
-/// One imported day of one property value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportedRow {
-    pub property: String,
-    pub value: String,
-    pub day: NaiveDate,
+/// Imported counters: of one day and property value, or summed over several.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DailySums {
     pub visitors: i64,
     pub pageviews: i64,
     pub events: i64,
     pub visits: i64,
     pub bounces: i64,
     pub duration_s: i64,
+}
+
+impl DailySums {
+    /// Adds `other`, saturating: the numbers are another tool's, and must not overflow.
+    pub fn add(&mut self, other: &DailySums) {
+        self.visitors = self.visitors.saturating_add(other.visitors);
+        self.pageviews = self.pageviews.saturating_add(other.pageviews);
+        self.events = self.events.saturating_add(other.events);
+        self.visits = self.visits.saturating_add(other.visits);
+        self.bounces = self.bounces.saturating_add(other.bounces);
+        self.duration_s = self.duration_s.saturating_add(other.duration_s);
+    }
+}
+
+/// One imported day of one property value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportedRow {
+    pub property: String,
+    pub value: String,
+    pub day: NaiveDate,
+    pub sums: DailySums,
 }
 
 /// Replaces `site`'s imported rows of `properties` on the days `[first, last]` by `rows` (the
@@ -80,12 +98,12 @@ pub async fn replace(
                     &property,
                     &value,
                     &day,
-                    &column(|r| r.visitors),
-                    &column(|r| r.pageviews),
-                    &column(|r| r.events),
-                    &column(|r| r.visits),
-                    &column(|r| r.bounces),
-                    &column(|r| r.duration_s),
+                    &column(|r| r.sums.visitors),
+                    &column(|r| r.sums.pageviews),
+                    &column(|r| r.sums.events),
+                    &column(|r| r.sums.visits),
+                    &column(|r| r.sums.bounces),
+                    &column(|r| r.sums.duration_s),
                 ],
             )
             .await?;

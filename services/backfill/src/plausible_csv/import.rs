@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use beacon_store::imported_daily::{self, ImportedRow};
+use beacon_store::imported_daily::{self, DailySums, ImportedRow};
 use beacon_store::{Pool, StoreError, sites};
 use chrono::NaiveDate;
 
@@ -61,15 +61,6 @@ pub struct AggregateImportSummary {
     pub seconds: f64,
 }
 
-/// The sums of one (day, property, value).
-type Sums = [i64; 6];
-const VISITORS: usize = 0;
-const PAGEVIEWS: usize = 1;
-const EVENTS: usize = 2;
-const VISITS: usize = 3;
-const BOUNCES: usize = 4;
-const DURATION: usize = 5;
-
 /// The days a table's files cover.
 type Covered = Vec<(NaiveDate, NaiveDate)>;
 
@@ -77,7 +68,7 @@ type Covered = Vec<(NaiveDate, NaiveDate)>;
 struct TableRow {
     day: NaiveDate,
     values: Vec<(&'static str, String)>,
-    sums: Sums,
+    sums: DailySums,
 }
 
 /// One run: the tables read so far, summed.
@@ -86,7 +77,7 @@ struct Run {
     progress: Arc<Progress>,
     /// Per table: the days its files cover, and its rows.
     tables: HashMap<&'static str, (&'static Table, Covered)>,
-    rows: BTreeMap<(&'static str, String, NaiveDate), Sums>,
+    rows: BTreeMap<(&'static str, String, NaiveDate), DailySums>,
 }
 
 pub async fn import(
@@ -147,12 +138,7 @@ async fn run_import(
                     property: (*property).to_string(),
                     value: value.clone(),
                     day: *day,
-                    visitors: sums[VISITORS],
-                    pageviews: sums[PAGEVIEWS],
-                    events: sums[EVENTS],
-                    visits: sums[VISITS],
-                    bounces: sums[BOUNCES],
-                    duration_s: sums[DURATION],
+                    sums: *sums,
                 })
                 .collect();
             run.summary.replaced +=
@@ -310,10 +296,10 @@ impl Run {
             values
         };
         for (property, value) in keys {
-            let entry = self.rows.entry((property, value, day)).or_default();
-            for (total, add) in entry.iter_mut().zip(sums) {
-                *total = total.saturating_add(add);
-            }
+            self.rows
+                .entry((property, value, day))
+                .or_default()
+                .add(&sums);
         }
         if self.rows.len() > MAX_ROWS {
             return Err(format!(
@@ -373,8 +359,9 @@ fn parse_row(
         }
         values.push((property, value));
     }
-    let mut sums = Sums::default();
-    for (slot, &(column, name)) in sums.iter_mut().zip(metrics) {
+    // In the order of `metrics`.
+    let mut counts = [0i64; 6];
+    for (slot, &(column, name)) in counts.iter_mut().zip(metrics) {
         let value = text(column, name)?;
         if value.is_empty() {
             continue;
@@ -385,6 +372,15 @@ fn parse_row(
             .and_then(|n| i64::try_from(n).ok())
             .ok_or_else(|| format!("{name}: is not a whole number ≥ 0"))?;
     }
+    let [visitors, pageviews, events, visits, bounces, duration_s] = counts;
+    let sums = DailySums {
+        visitors,
+        pageviews,
+        events,
+        visits,
+        bounces,
+        duration_s,
+    };
     Ok(TableRow { day, values, sums })
 }
 
@@ -437,7 +433,18 @@ mod tests {
             row("2024-01-01,Google,google.com,,email,,,,311,140,151,15020,84").expect("valid");
         assert_eq!(parsed.values[0], ("visit:source", "Google".to_string()));
         assert_eq!(parsed.values[3], ("visit:utm_medium", "email".to_string()));
-        assert_eq!(parsed.sums, [140, 311, 0, 151, 84, 15020]);
+        let sums = parsed.sums;
+        assert_eq!(
+            [
+                sums.visitors,
+                sums.pageviews,
+                sums.events,
+                sums.visits,
+                sums.bounces,
+                sums.duration_s
+            ],
+            [140, 311, 0, 151, 84, 15020]
+        );
     }
 
     #[test]
