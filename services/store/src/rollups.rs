@@ -181,7 +181,7 @@ pub async fn delete_fine_and_day_rows(
 }
 
 /// One day row as an export reads it: the counters, and the visitors its sketch counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayRow {
     /// The local midnight the row's day starts at.
     pub day_start_ms: i64,

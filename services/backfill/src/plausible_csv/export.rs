@@ -93,17 +93,17 @@ fn table_csv(
     let mut csv = csv::Writer::from_writer(Vec::new());
     csv.write_record(table.columns).map_err(csv_write_error)?;
     let day = |row: &DayRow| range.day_of(row.day_start_ms);
-    let lines: Vec<(NaiveDate, String, Counts)> = match table.dimensions.first() {
+    let lines: Vec<(NaiveDate, DayRow)> = match table.dimensions.first() {
         None => totals(by_property, &day),
         Some(&(_, property)) => by_property
             .get(property)
             .into_iter()
             .flatten()
             .filter(|row| kept(property, row))
-            .map(|row| (day(row), row.value.clone(), Counts::of(row)))
+            .map(|row| (day(row), (*row).clone()))
             .collect(),
     };
-    for (date, value, counts) in lines {
+    for (date, row) in lines {
         let fields: Vec<String> = table
             .columns
             .iter()
@@ -111,10 +111,10 @@ fn table_csv(
                 "date" => date.to_string(),
                 "hostname" => range.site.clone(),
                 "city" => "0".into(),
-                _ if table.dimensions.first().map(|d| d.0) == Some(column) => value.clone(),
+                _ if table.dimensions.first().map(|d| d.0) == Some(column) => row.value.clone(),
                 // The table's other dimensions (a source's referrer, a browser's version).
                 _ if table.dimensions.iter().any(|d| d.0 == column) => String::new(),
-                _ => counts.get(column),
+                _ => counter(&row, column),
             })
             .collect();
         csv.write_record(&fields).map_err(csv_write_error)?;
@@ -135,41 +135,17 @@ fn kept(property: &str, row: &DayRow) -> bool {
     }
 }
 
-/// The counters a line writes.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    visitors: u64,
-    pageviews: i64,
-    events: i64,
-    visits: i64,
-    bounces: i64,
-    duration_ms: i64,
-}
-
-impl Counts {
-    fn of(row: &DayRow) -> Self {
-        Counts {
-            visitors: row.visitors,
-            pageviews: row.pageviews,
-            events: row.events,
-            visits: row.visits,
-            bounces: row.bounces,
-            duration_ms: row.duration_ms,
-        }
-    }
-
-    /// The column's value: visits under each table's name for them, durations in whole seconds
-    /// (Plausible's `visit_duration` is a sum of seconds), what Beacon does not keep as 0.
-    fn get(&self, column: &str) -> String {
-        match column {
-            "visitors" => self.visitors.to_string(),
-            "pageviews" => self.pageviews.to_string(),
-            "events" => self.events.to_string(),
-            "visits" | "entrances" | "exits" => self.visits.to_string(),
-            "bounces" => self.bounces.to_string(),
-            "visit_duration" => ((self.duration_ms + 500) / 1000).to_string(),
-            _ => "0".into(),
-        }
+/// A counter column's value: visits under each table's name for them, durations in whole
+/// seconds (Plausible's `visit_duration` is a sum of seconds), what Beacon does not keep as 0.
+fn counter(row: &DayRow, column: &str) -> String {
+    match column {
+        "visitors" => row.visitors.to_string(),
+        "pageviews" => row.pageviews.to_string(),
+        "events" => row.events.to_string(),
+        "visits" | "entrances" | "exits" => row.visits.to_string(),
+        "bounces" => row.bounces.to_string(),
+        "visit_duration" => ((row.duration_ms + 500) / 1000).to_string(),
+        _ => "0".into(),
     }
 }
 
@@ -178,22 +154,20 @@ impl Counts {
 fn totals(
     by_property: &BTreeMap<&str, Vec<&DayRow>>,
     day: &dyn Fn(&DayRow) -> NaiveDate,
-) -> Vec<(NaiveDate, String, Counts)> {
-    let mut days: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
+) -> Vec<(NaiveDate, DayRow)> {
+    let mut days: BTreeMap<NaiveDate, DayRow> = BTreeMap::new();
     for row in by_property.get(TOTAL).into_iter().flatten() {
-        let counts = days.entry(day(row)).or_default();
-        counts.visitors = row.visitors;
-        counts.pageviews = row.pageviews;
+        let total = days.entry(day(row)).or_default();
+        total.visitors = row.visitors;
+        total.pageviews = row.pageviews;
     }
     for row in by_property.get(VISITS).into_iter().flatten() {
-        let counts = days.entry(day(row)).or_default();
-        counts.visits = row.visits;
-        counts.bounces = row.bounces;
-        counts.duration_ms = row.duration_ms;
+        let total = days.entry(day(row)).or_default();
+        total.visits = row.visits;
+        total.bounces = row.bounces;
+        total.duration_ms = row.duration_ms;
     }
-    days.into_iter()
-        .map(|(date, counts)| (date, String::new(), counts))
-        .collect()
+    days.into_iter().collect()
 }
 
 fn csv_write_error(e: csv::Error) -> ExportError {
