@@ -459,6 +459,25 @@ async fn scrape_freshness(http: &reqwest::Client, base: &str) -> anyhow::Result<
     ))
 }
 
+/// Waits (a minute at most) until `base/readyz` answers 200.
+async fn wait_ready(http: &reqwest::Client, base: &str, what: &str) -> anyhow::Result<()> {
+    let ready = Instant::now();
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(60),
+            "{what} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// What the freshness run measured.
 struct Freshness {
     p50: f64,
@@ -488,20 +507,7 @@ async fn freshness_run(
             .stdout(Stdio::null())
             .spawn()?,
     );
-    let ready = Instant::now();
-    while http
-        .get(format!("{admin}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(
-            ready.elapsed() < Duration::from_secs(60),
-            "aggregator did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(http, &admin, "aggregator").await?;
     let before = scrape_freshness(http, &admin).await?;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     tokio::task::spawn_blocking(move || {
@@ -591,20 +597,7 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .build()?;
     let base = format!("http://127.0.0.1:{port}");
-    let ready = Instant::now();
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        anyhow::ensure!(
-            ready.elapsed() < Duration::from_secs(60),
-            "collector did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&http, &base, "collector").await?;
 
     let single = json!({"url": "https://bench.example/docs/page-1?utm_source=newsletter", "referrer": "https://www.google.com/", "props": {"plan": "pro"}}).to_string();
     let batch_body =
