@@ -1,15 +1,10 @@
 // The dashboard in headless Chromium: sign in, check the numbers shown equal the API's, apply a
 // filter by clicking a row, switch imported data on and off, and save a screenshot. Run by the `browser` integration tests with
 // BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, BEACON_SITE, BEACON_KEY, CHROMIUM and SCREENSHOT set.
-import puppeteer from "puppeteer-core";
+import { fail, launch } from "./browser.mjs";
 
 const { BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, BEACON_SITE, BEACON_KEY, CHROMIUM, SCREENSHOT, PERIOD, IMPORTED_VISITORS } = process.env;
 const period = PERIOD || "30d";
-
-function fail(message) {
-  console.error(`FAIL: ${message}`);
-  process.exit(1);
-}
 
 async function api(path) {
   const response = await fetch(`${BEACON_URL}${path}`, { headers: { authorization: `Bearer ${BEACON_KEY}` } });
@@ -17,11 +12,7 @@ async function api(path) {
   return response.json();
 }
 
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch(CHROMIUM);
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1100 });

@@ -4,20 +4,11 @@
 // the `pipeline_browser` integration test with BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD,
 // CHROMIUM and SCREENSHOT set; it prints BEHIND when it has seen the lag, and waits for the test
 // to start the aggregator.
-import puppeteer from "puppeteer-core";
+import { fail, launch } from "./browser.mjs";
 
 const { BEACON_URL, BEACON_EMAIL, BEACON_PASSWORD, CHROMIUM, SCREENSHOT } = process.env;
 
-function fail(message) {
-  console.error(`FAIL: ${message}`);
-  process.exit(1);
-}
-
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const browser = await launch(CHROMIUM);
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1400 });
