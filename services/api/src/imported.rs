@@ -152,12 +152,20 @@ impl ImportedQuery<'_> {
             Grouping::Time(Interval::Month, _) => "to_char(date_trunc('month', day), 'YYYY-MM-DD')",
             Grouping::Time(..) => "to_char(day, 'YYYY-MM-DD')",
         };
+        // Imported numbers are another tool's: their sums may pass int8, so they saturate (as
+        // adding them to a group does) instead of failing the query.
+        let sum = |column: &str| format!("LEAST(sum({column}), {})::int8", i64::MAX);
         let sql = format!(
-            "SELECT {group} AS g, sum(visitors)::int8, sum(pageviews)::int8, sum(events)::int8,
-                    sum(visits)::int8, sum(bounces)::int8, sum(duration_s)::int8
+            "SELECT {group} AS g, {}, {}, {}, {}, {}, {}
              FROM imported_daily
              WHERE site = $1 AND property = $2 AND day >= $3 AND day <= $4 {value_clause}
-             GROUP BY g"
+             GROUP BY g",
+            sum("visitors"),
+            sum("pageviews"),
+            sum("events"),
+            sum("visits"),
+            sum("bounces"),
+            sum("duration_s"),
         );
         let rows = client
             .query(&sql, &params)

@@ -8,6 +8,7 @@ use std::process::Command;
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 
+use crate::common::beacon_ok;
 use crate::ground_truth::{Pipeline, start_pipeline_with, wait_applied, wait_visits_closed};
 use crate::import::Scratch;
 
@@ -527,6 +528,44 @@ async fn a_plausible_export_imports_as_a_layer_shown_on_request() {
         ))
         .await,
     );
+
+    // Numbers at the edge of range (a forged or broken export) saturate; they never fail the
+    // query or overflow.
+    let max = i64::MAX;
+    let huge = scratch.0.join(format!("imported_visitors_{suffix}.csv"));
+    std::fs::write(
+        &huge,
+        format!(
+            "date,visitors,pageviews,bounces,visits,visit_duration\n\
+             2024-01-01,{max},{max},{max},{max},{max}\n2024-01-02,{max},{max},{max},{max},{max}\n"
+        ),
+    )
+    .expect("write");
+    beacon_ok(
+        &pipeline.env,
+        &[
+            "import",
+            "--format",
+            "plausible-csv",
+            "--site",
+            "gt-ny.test",
+            &huge.to_string_lossy(),
+        ],
+    );
+    let url = format!(
+        "{}/api/v1/stats/aggregate?site_id=gt-ny.test&{period}&metrics={all}&with_imported=true",
+        pipeline.api
+    );
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&pipeline.key)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(metric(&body, "visitors"), max, "{body}");
+    assert_eq!(metric(&body, "pageviews"), max, "{body}");
     drop(pipeline);
 }
 
