@@ -344,4 +344,66 @@ mod tests {
         assert!(check_header(&["1Path"; COLUMNS]).is_err());
         assert!(check_header(&fields[..5]).is_err());
     }
+
+    /// Hostile values in a row are refused naming the column (by the parser, or by
+    /// `Event::validate` on the enriched event, the collector's own gate), never a panic.
+    #[test]
+    fn hostile_values_are_refused_naming_the_field() {
+        use beacon_pipeline::hit::{SenderFacts, VisitorIds};
+        let checked = |line: &str| -> Result<(), String> {
+            let Row::Hit(parsed) = row(line).map_err(|e| e.field)? else {
+                return Ok(());
+            };
+            let facts = SenderFacts {
+                agent: parsed.agent.unwrap_or_default(),
+                country: parsed.country,
+            };
+            let visitor = VisitorIds {
+                today: 1,
+                previous: None,
+            };
+            parsed
+                .hit
+                .into_event(visitor, facts, NOW)
+                .validate()
+                .map_err(|e| e.field)
+        };
+        let date = "2025-03-01T10:02:11Z";
+        let line = |path: &str, event: &str, browser: &str, size: &str, location: &str| {
+            format!("{path},T,{event},,{browser},,s-1,0,,o,\"{size}\",{location},1,{date}")
+        };
+        assert_eq!(
+            checked(&line("sign\u{0}up", "1", "", "0,0,1", "")),
+            Err("name".into())
+        );
+        assert_eq!(
+            checked(&line("/", "0", &"x".repeat(5_000), "0,0,1", "")),
+            Err("enrichment.browser".into())
+        );
+        assert_eq!(
+            checked(&line("/", "0", "", "0,0,1", "N\u{7}L")),
+            Err("enrichment.country".into())
+        );
+        assert_eq!(
+            checked(&line(
+                &format!("/{}", "a".repeat(10_000)),
+                "0",
+                "",
+                "0,0,1",
+                ""
+            )),
+            Err("Path".into())
+        );
+        // Widths out of range or not numbers at all.
+        assert_eq!(checked(&line("/", "0", "", "1e400,0,1", "")), Ok(()));
+        assert_eq!(checked(&line("/", "0", "", "NaN,0,1", "")), Ok(()));
+        assert_eq!(
+            checked(&line("/", "0", "", "wide,0,1", "")),
+            Err("Screen size".into())
+        );
+        assert_eq!(
+            checked(&format!("/,T,0,,,,{},0,,o,,,1,{date}", "s".repeat(2_000))),
+            Err("Session".into())
+        );
+    }
 }
