@@ -10,7 +10,7 @@ use crate::dead_letter::{
 use crate::topology::Topology;
 
 /// One dead letter as the operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// Sequence in the dead-letter stream (what `retry --seq` takes).
     pub sequence: u64,
@@ -24,7 +24,7 @@ pub struct DeadLetter {
 }
 
 /// What `retry` did with one dead letter.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Retried {
     pub sequence: u64,
     pub reason: String,

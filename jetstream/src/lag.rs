@@ -6,14 +6,14 @@ use serde::Serialize;
 use crate::stored_time::{first_stored_from, unix_ms};
 use crate::topology::{ConsumerKind, Topology};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineState {
     pub stream: StreamLag,
     pub consumers: Vec<ConsumerLag>,
     pub dead_letters: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamLag {
     pub name: String,
     pub messages: u64,
@@ -22,7 +22,7 @@ pub struct StreamLag {
     pub last_sequence: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsumerLag {
     pub name: String,
     /// Messages in the stream not yet delivered to this consumer.

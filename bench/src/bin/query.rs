@@ -233,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
         },
         http: beacon_runtime::HttpLimits::default(),
+        documents: Vec::new(),
     };
     let server = tokio::spawn(beacon_api::run(deps, listener, shutdown.clone()));
     let http = reqwest::Client::new();

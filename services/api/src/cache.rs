@@ -6,7 +6,8 @@
 use std::future::Future;
 
 use fred::prelude::*;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -18,15 +19,16 @@ const TTL_SECS: i64 = 60;
 /// The answer to `query` about `site` from the cache, or computed by `compute` and cached.
 /// `query` must name everything the answer depends on besides the data (endpoint, resolved UTC
 /// range, metrics, filters, grouping).
-pub async fn cached<F, Fut>(
+pub async fn cached<T, F, Fut>(
     state: &AppState,
     site: &str,
     query: &str,
     compute: F,
-) -> Result<Value, ApiError>
+) -> Result<T, ApiError>
 where
+    T: Serialize + DeserializeOwned,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Value, ApiError>>,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
     let version: Result<Option<i64>, _> = state.redis.get(state.live_keys.data_version(site)).await;
     let Ok(version) = version.map(|v| v.unwrap_or(0)) else {
@@ -43,11 +45,14 @@ where
     }
     metrics::counter!(beacon_metrics::API_CACHE.name, "result" => "miss").increment(1);
     let value = compute().await?;
+    let Ok(text) = serde_json::to_string(&value) else {
+        return Ok(value);
+    };
     let _: Result<(), _> = state
         .redis
         .set(
             &key,
-            value.to_string(),
+            text,
             Some(fred::types::Expiration::EX(TTL_SECS)),
             None,
             false,

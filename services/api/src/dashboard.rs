@@ -8,12 +8,12 @@ use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use beacon_store::{login_sessions, sites};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{OPERATORS_ONLY, Owner, SESSION_COOKIE, session_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, OwnerRefusals};
 
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
@@ -21,7 +21,6 @@ const DASHBOARD_CSS: &str = include_str!("../assets/dashboard.css");
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const PIPELINE_HTML: &str = include_str!("../assets/pipeline.html");
 const PIPELINE_JS: &str = include_str!("../assets/pipeline.js");
-const OPENAPI_JSON: &str = include_str!("../assets/openapi.json");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -34,23 +33,51 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// The dashboard's script.
+#[utoipa::path(get, path = "/assets/dashboard.js", tag = "dashboard", security(()), responses(
+    (status = 200, description = "The dashboard's script.", body = String, content_type = "text/javascript"),
+))]
 pub async fn dashboard_js() -> Response {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
 }
 
+/// The lag dashboard's script.
+#[utoipa::path(get, path = "/assets/pipeline.js", tag = "dashboard", security(()), responses(
+    (status = 200, description = "The lag dashboard's script.", body = String, content_type = "text/javascript"),
+))]
 pub async fn pipeline_js() -> Response {
     asset("text/javascript; charset=utf-8", PIPELINE_JS)
 }
 
+/// The dashboard's style sheet.
+#[utoipa::path(get, path = "/assets/dashboard.css", tag = "dashboard", security(()), responses(
+    (status = 200, description = "The dashboard's style sheet.", body = String, content_type = "text/css"),
+))]
 pub async fn dashboard_css() -> Response {
     asset("text/css; charset=utf-8", DASHBOARD_CSS)
 }
 
-pub async fn openapi() -> Response {
-    asset("application/json", OPENAPI_JSON)
+/// This document: the API's operations and the collector's (tag `collector`, on the
+/// collector's address), generated from the handlers and their types.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "dashboard", security(()), responses(
+    (status = 200, description = "OpenAPI 3.1", body = Object),
+))]
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        state.document.clone(),
+    )
+        .into_response()
 }
 
-/// `GET /`: the dashboard for a signed-in owner, else the sign-in page.
+/// The dashboard for a signed-in owner, else a redirect to the sign-in page.
+#[utoipa::path(get, path = "/", tag = "dashboard", responses(
+    (status = 200, description = "The dashboard.", body = String, content_type = "text/html"),
+    (status = 303, description = "Not signed in: to `/login`."),
+))]
 pub async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers).await {
         Ok(true) => Html(DASHBOARD_HTML).into_response(),
@@ -59,8 +86,12 @@ pub async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -
     }
 }
 
-/// `GET /pipeline`: stream and consumer lag for operators (reads `/api/pipeline`); an owner who is
-/// not one gets `403`.
+/// The lag dashboard: stream and consumer lag for operators (reads `/api/pipeline`).
+#[utoipa::path(get, path = "/pipeline", tag = "dashboard", responses(
+    (status = 200, description = "The lag dashboard.", body = String, content_type = "text/html"),
+    (status = 303, description = "Not signed in: to `/login`."),
+    (status = 403, description = "Signed in, but not an operator.", body = String, content_type = "text/html"),
+))]
 pub async fn pipeline_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     match signed_in_user(&state, &headers).await {
         Ok(Some(user)) if user.operator => Html(PIPELINE_HTML).into_response(),
@@ -93,12 +124,16 @@ async fn signed_in_user(
         .map_err(ApiError::unavailable)
 }
 
-/// `GET /login`.
+/// The sign-in page.
+#[utoipa::path(get, path = "/login", tag = "dashboard", security(()), responses(
+    (status = 200, description = "The sign-in form.", body = String, content_type = "text/html"),
+))]
 pub async fn login_page() -> Html<&'static str> {
     Html(LOGIN_HTML)
 }
 
-#[derive(Debug, Deserialize)]
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
     email: String,
     password: String,
@@ -138,6 +173,16 @@ fn behind_https(headers: &HeaderMap) -> bool {
 }
 
 /// `POST /login` (a form): a session cookie and the dashboard, or the form again with an error.
+#[utoipa::path(post, path = "/login", tag = "dashboard", security(()),
+    request_body(content = Credentials, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To `/` with the session cookie, or back to `/login?failed=1`."),
+        (status = 403, description = "A cross-site request.", body = String, content_type = "text/plain"),
+        (status = 429, description = "Too many failed sign-ins for this address or account.", body = String, content_type = "text/plain"),
+        (status = 415, description = "The body is not a form (`application/x-www-form-urlencoded`).", body = String, content_type = "text/plain"),
+        (status = 422, description = "The form lacks `email` or `password`.", body = String, content_type = "text/plain"),
+        (status = 503, description = "PostgreSQL is unreachable.", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -195,7 +240,12 @@ pub async fn login(
     response
 }
 
-/// `POST /logout`: ends the session and clears the cookie.
+/// Ends the session and clears the cookie.
+#[utoipa::path(post, path = "/logout", tag = "dashboard", security(()), responses(
+    (status = 303, description = "To `/login`."),
+    (status = 403, description = "A cross-site request.", body = String, content_type = "text/plain"),
+    (status = 503, description = "PostgreSQL is unreachable.", body = ErrorBody),
+))]
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site sign-out refused").into_response();
@@ -213,21 +263,43 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     response
 }
 
-/// `GET /api/sites`: the caller's sites, for the site picker.
+/// The caller's sites, for the site picker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MySites {
+    pub sites: Vec<MySite>,
+    /// Whether the caller may open the pipeline page (the dashboard links to it then).
+    pub operator: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MySite {
+    pub domain: String,
+    /// IANA time zone: the site's days.
+    pub timezone: String,
+}
+
+/// The caller's sites, for the site picker.
+#[utoipa::path(get, path = "/api/sites", tag = "stats",
+    responses((status = 200, description = "The sites the signed-in owner may read.", body = MySites), OwnerRefusals))]
 pub async fn my_sites(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MySites>, ApiError> {
     let all = sites::list(&state.pool)
         .await
         .map_err(ApiError::unavailable)?;
-    let mine: Vec<Value> = all
+    let sites = all
         .into_iter()
         .filter(|s| s.owner_id == Some(owner.0.id))
-        .map(|s| json!({ "domain": s.domain, "timezone": s.timezone.name() }))
+        .map(|s| MySite {
+            domain: s.domain,
+            timezone: s.timezone.name().to_string(),
+        })
         .collect();
-    // The dashboard links to the pipeline page for operators only.
-    Ok(Json(json!({ "sites": mine, "operator": owner.0.operator })))
+    Ok(Json(MySites {
+        sites,
+        operator: owner.0.operator,
+    }))
 }
 
 #[cfg(test)]
@@ -278,22 +350,6 @@ mod tests {
             "Max-Age=60",
         ] {
             assert!(text.contains(part), "{text}");
-        }
-    }
-
-    #[test]
-    fn the_openapi_document_is_json_and_names_every_endpoint() {
-        let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("valid JSON");
-        for path in [
-            "/api/v1/stats/realtime/visitors",
-            "/api/v1/stats/aggregate",
-            "/api/v1/stats/timeseries",
-            "/api/v1/stats/breakdown",
-            "/api/stats",
-            "/api/pipeline",
-            "/api/sites",
-        ] {
-            assert!(doc["paths"].get(path).is_some(), "{path} missing");
         }
     }
 }

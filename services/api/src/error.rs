@@ -5,7 +5,9 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::{IntoResponses, ToSchema};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -57,7 +59,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            Json(ErrorBody {
+                error: self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -74,6 +78,46 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Every refusal's body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// What a site owner's request may get besides its answer (in the OpenAPI document).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a document: `ApiError` is what the handlers return
+pub enum OwnerRefusals {
+    /// A parameter is missing or wrong; the message names it.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No key or sign-in, or an unknown or revoked key (with `WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No such site among the caller's (another owner's site answers the same).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A store is unreachable: try again.
+    #[response(status = 503, headers(("Retry-After" = String, description = "Seconds to wait.")))]
+    Unavailable(ErrorBody),
+}
+
+/// What an operator's request may get besides its answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a document: `ApiError` is what the handlers return
+pub enum OperatorRefusals {
+    /// No key or sign-in, or an unknown or revoked key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The caller is not an operator (`beacon user operator EMAIL`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// JetStream or PostgreSQL is unreachable: try again.
+    #[response(status = 503, headers(("Retry-After" = String, description = "Seconds to wait.")))]
+    Unavailable(ErrorBody),
 }
 
 /// The query string as `T`; a parameter that does not parse (repeated, wrong type) is this API's

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use beacon_store::imported_daily::{DailySums, PROPERTIES};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::grouping::Grouping;
@@ -41,29 +42,70 @@ pub enum Imports {
     UnsupportedInterval,
 }
 
+/// What an answer says about imported data (flattened into it): `meta` (as Plausible's v2 names
+/// it) and, where Plausible's v1 gives one, `warning`. Empty unless `with_imported` was asked.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportsNote {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<ImportsMeta>,
+    /// Plausible's warning when imported data was requested but the query cannot use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// Whether imported data is in the numbers, and if not why (Plausible's reasons).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportsMeta {
+    pub imports_included: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imports_skip_reason: Option<SkipReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imports_warning: Option<String>,
+    /// What imported visitors are: summed daily uniques.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imports_note: Option<String>,
+}
+
+/// Why imported data was left out.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    NoImportedData,
+    UnsupportedQuery,
+    UnsupportedInterval,
+}
+
 impl Imports {
-    /// What the answer adds: `meta` (as Plausible's v2 names it) and, where Plausible's v1 gives
-    /// one, `warning`.
-    pub fn annotate(self, answer: &mut Map<String, Value>) {
+    /// What the answer says about them.
+    pub fn note(self) -> ImportsNote {
         let (reason, warning) = match self {
-            Imports::NotRequested => return,
+            Imports::NotRequested => return ImportsNote::default(),
             Imports::Included => {
-                answer.insert(
-                    "meta".into(),
-                    json!({"imports_included": true, "imports_note": SUMMED_VISITORS}),
-                );
-                return;
+                return ImportsNote {
+                    meta: Some(ImportsMeta {
+                        imports_included: true,
+                        imports_skip_reason: None,
+                        imports_warning: None,
+                        imports_note: Some(SUMMED_VISITORS.into()),
+                    }),
+                    warning: None,
+                };
             }
-            Imports::NoImportedData => ("no_imported_data", None),
-            Imports::UnsupportedQuery => ("unsupported_query", Some(UNSUPPORTED_QUERY)),
-            Imports::UnsupportedInterval => ("unsupported_interval", Some(UNSUPPORTED_INTERVAL)),
+            Imports::NoImportedData => (SkipReason::NoImportedData, None),
+            Imports::UnsupportedQuery => (SkipReason::UnsupportedQuery, Some(UNSUPPORTED_QUERY)),
+            Imports::UnsupportedInterval => {
+                (SkipReason::UnsupportedInterval, Some(UNSUPPORTED_INTERVAL))
+            }
         };
-        let mut meta = json!({"imports_included": false, "imports_skip_reason": reason});
-        if let Some(warning) = warning {
-            meta["imports_warning"] = json!(warning);
-            answer.insert("warning".into(), json!(warning));
+        ImportsNote {
+            meta: Some(ImportsMeta {
+                imports_included: false,
+                imports_skip_reason: Some(reason),
+                imports_warning: warning.map(Into::into),
+                imports_note: None,
+            }),
+            warning: warning.map(Into::into),
         }
-        answer.insert("meta".into(), meta);
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod cache;
 mod dashboard;
+mod document;
 mod error;
 mod filters;
 pub mod grouping;
@@ -22,14 +23,16 @@ mod v1;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use beacon_jetstream::Topology;
 use beacon_jetstream::async_nats::jetstream;
 use beacon_runtime::admin::public_health_router;
 use beacon_runtime::{AdminState, CancellationToken, HttpLimits};
 use beacon_store::{LiveKeys, Pool};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub use document::openapi;
 pub use period::{Interval, Period, PeriodError, resolve_period};
 
 pub struct Deps {
@@ -41,6 +44,8 @@ pub struct Deps {
     pub admin: AdminState,
     /// Timeouts and the connection bound of the listener.
     pub http: HttpLimits,
+    /// Other services' OpenAPI documents (the collector's), served with the API's.
+    pub documents: Vec<utoipa::openapi::OpenApi>,
 }
 
 pub(crate) struct AppState {
@@ -50,6 +55,8 @@ pub(crate) struct AppState {
     js: jetstream::Context,
     topology: Topology,
     sign_in_throttle: sign_in_throttle::SignInThrottle,
+    /// The OpenAPI document served, as JSON.
+    document: String,
 }
 
 pub fn router(deps: Deps) -> Router {
@@ -60,37 +67,39 @@ pub fn router(deps: Deps) -> Router {
         js: deps.js,
         topology: deps.topology,
         sign_in_throttle: Default::default(),
+        document: document::served(deps.documents),
     });
-    Router::new()
-        .route("/", get(dashboard::dashboard))
-        .route("/login", get(dashboard::login_page).post(dashboard::login))
-        .route("/logout", post(dashboard::logout))
-        .route("/pipeline", get(dashboard::pipeline_page))
-        .route("/assets/dashboard.js", get(dashboard::dashboard_js))
-        .route("/assets/dashboard.css", get(dashboard::dashboard_css))
-        .route("/assets/pipeline.js", get(dashboard::pipeline_js))
-        .route("/api/openapi.json", get(dashboard::openapi))
-        .route("/api/sites", get(dashboard::my_sites))
-        .route("/api/stats", get(stats::summary))
-        .route(
-            "/api/v1/stats/realtime/visitors",
-            get(v1::realtime_visitors),
-        )
-        .route("/api/v1/stats/aggregate", get(v1::aggregate))
-        .route("/api/v1/stats/timeseries", get(v1::timeseries))
-        .route("/api/v1/stats/breakdown", get(v1::breakdown))
-        .route("/api/pipeline", get(pipeline::lag))
-        .route("/api/pipeline/history", get(pipeline::history))
-        .route("/api/pipeline/dead-letters", get(pipeline::dead_letters))
-        .route(
-            "/api/pipeline/dead-letters/{sequence}/retry",
-            post(pipeline::retry_dead_letter),
-        )
+    routes()
         .with_state(state)
         .merge(public_health_router(deps.admin))
         .layer(axum::middleware::from_fn(
             beacon_runtime::http::track_http_metrics,
         ))
+        .into()
+}
+
+/// Every route of the API: each is in the OpenAPI document because the router and the document
+/// are built together, here.
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(dashboard::dashboard))
+        .routes(routes!(dashboard::login_page, dashboard::login))
+        .routes(routes!(dashboard::logout))
+        .routes(routes!(dashboard::pipeline_page))
+        .routes(routes!(dashboard::dashboard_js))
+        .routes(routes!(dashboard::dashboard_css))
+        .routes(routes!(dashboard::pipeline_js))
+        .routes(routes!(dashboard::openapi))
+        .routes(routes!(dashboard::my_sites))
+        .routes(routes!(stats::summary))
+        .routes(routes!(v1::realtime_visitors))
+        .routes(routes!(v1::aggregate))
+        .routes(routes!(v1::timeseries))
+        .routes(routes!(v1::breakdown))
+        .routes(routes!(pipeline::lag))
+        .routes(routes!(pipeline::history))
+        .routes(routes!(pipeline::dead_letters))
+        .routes(routes!(pipeline::retry_dead_letter))
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in flight.

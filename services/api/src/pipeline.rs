@@ -6,22 +6,27 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use beacon_jetstream::{DeadLetter, Retried};
 use beacon_jetstream::{PipelineState, pipeline_state};
 use beacon_store::backfill_runs::{self, BackfillRun};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Operator;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, OperatorRefusals};
 
 /// The pipeline's state: stream, consumers, dead letters, and backfills running.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Pipeline {
     #[serde(flatten)]
     pub state: PipelineState,
     pub backfills: Vec<BackfillRun>,
 }
 
+/// Stream and consumer lag, dead letters, and the backfills running (operators only).
+#[utoipa::path(get, path = "/api/pipeline", tag = "pipeline",
+    responses((status = 200, description = "The stream, its consumers and the running backfills.", body = Pipeline), OperatorRefusals))]
 pub async fn lag(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -43,26 +48,44 @@ pub async fn lag(
 pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One sample of the history: what the charts plot.
-fn sample_of(state: &PipelineState) -> serde_json::Value {
-    let consumers: Vec<serde_json::Value> = state
-        .consumers
-        .iter()
-        .map(|c| {
-            serde_json::json!({
-                "name": c.name,
-                "lag_seconds": c.lag_seconds,
-                "pending": c.pending,
-                "ack_pending": c.ack_pending,
-                "redelivered": c.redelivered,
-                "ack_floor": c.ack_floor,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Sample {
+    /// When it was taken (Unix ms).
+    #[serde(default)]
+    pub at: i64,
+    pub last_sequence: u64,
+    pub dead_letters: u64,
+    pub consumers: Vec<ConsumerSample>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsumerSample {
+    pub name: String,
+    pub lag_seconds: f64,
+    pub pending: u64,
+    pub ack_pending: u64,
+    pub redelivered: u64,
+    pub ack_floor: u64,
+}
+
+fn sample_of(state: &PipelineState) -> Sample {
+    Sample {
+        at: 0,
+        last_sequence: state.stream.last_sequence,
+        dead_letters: state.dead_letters,
+        consumers: state
+            .consumers
+            .iter()
+            .map(|c| ConsumerSample {
+                name: c.name.clone(),
+                lag_seconds: c.lag_seconds,
+                pending: c.pending,
+                ack_pending: c.ack_pending as u64,
+                redelivered: c.redelivered as u64,
+                ack_floor: c.ack_floor,
             })
-        })
-        .collect();
-    serde_json::json!({
-        "last_sequence": state.stream.last_sequence,
-        "dead_letters": state.dead_letters,
-        "consumers": consumers,
-    })
+            .collect(),
+    }
 }
 
 /// Samples the pipeline into `pipeline_samples` every [`SAMPLE_EVERY`] until shutdown, so the
@@ -82,10 +105,15 @@ pub async fn sample_history(
         match pipeline_state(&js, &topology).await {
             Ok(state) => {
                 let recorded = match pool.get().await {
-                    Ok(client) => {
-                        beacon_store::pipeline_samples::record(&**client, at, &sample_of(&state))
-                            .await
-                    }
+                    Ok(client) => match serde_json::to_value(sample_of(&state)) {
+                        Ok(sample) => {
+                            beacon_store::pipeline_samples::record(&**client, at, &sample).await
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot encode a pipeline sample");
+                            Ok(())
+                        }
+                    },
                     Err(e) => Err(e.into()),
                 };
                 if let Err(e) = recorded {
@@ -101,56 +129,95 @@ pub async fn sample_history(
     }
 }
 
-/// `GET /api/pipeline/history`: the samples of the last hour, oldest first (`at` in Unix ms).
+/// The lag dashboard's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// Seconds between samples.
+    pub every_seconds: u64,
+    /// The last hour, oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// The lag dashboard's history: the pipeline sampled every 5 s, the last hour (operators only).
+#[utoipa::path(get, path = "/api/pipeline/history", tag = "pipeline",
+    responses((status = 200, description = "Samples of the last hour, oldest first.", body = History), OperatorRefusals))]
 pub async fn history(
     _: Operator,
     State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<History>, ApiError> {
     let client = state.pool.get().await.map_err(ApiError::unavailable)?;
     let since = chrono::Utc::now() - beacon_store::pipeline_samples::KEPT;
     let samples = beacon_store::pipeline_samples::since(&**client, since)
         .await
         .map_err(ApiError::unavailable)?;
-    let samples: Vec<serde_json::Value> = samples
+    // A row written by another version that does not read as a sample is left out.
+    let samples = samples
         .into_iter()
-        .map(|(at, mut sample)| {
-            sample["at"] = serde_json::json!(at.timestamp_millis());
-            sample
+        .filter_map(|(at, sample)| {
+            let mut sample: Sample = serde_json::from_value(sample).ok()?;
+            sample.at = at.timestamp_millis();
+            Some(sample)
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "every_seconds": SAMPLE_EVERY.as_secs(),
-        "samples": samples,
-    })))
+    Ok(Json(History {
+        every_seconds: SAMPLE_EVERY.as_secs(),
+        samples,
+    }))
 }
 
 /// Dead letters shown on the page: the newest ones.
 const DEAD_LETTERS_SHOWN: usize = 50;
 
-/// `GET /api/pipeline/dead-letters`: the newest dead letters with their reasons.
+/// The newest dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetters {
+    /// All dead letters kept.
+    pub total: usize,
+    /// The newest 50, newest first.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// The newest dead letters with their reasons (operators only).
+#[utoipa::path(get, path = "/api/pipeline/dead-letters", tag = "pipeline",
+    responses((status = 200, description = "The newest dead letters, newest first.", body = DeadLetters), OperatorRefusals))]
 pub async fn dead_letters(
     _: Operator,
     State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DeadLetters>, ApiError> {
     let mut letters = beacon_jetstream::list_dead_letters(&state.js, &state.topology)
         .await
         .map_err(ApiError::unavailable)?;
     let total = letters.len();
     letters.sort_by_key(|l| std::cmp::Reverse(l.sequence));
     letters.truncate(DEAD_LETTERS_SHOWN);
-    Ok(Json(
-        serde_json::json!({ "total": total, "dead_letters": letters }),
-    ))
+    Ok(Json(DeadLetters {
+        total,
+        dead_letters: letters,
+    }))
 }
 
-/// `POST /api/pipeline/dead-letters/{sequence}/retry`: what `beacon dlq retry --seq` does (the
-/// page's Retry button). Refused from another site's page.
+/// What a retry did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryAnswer {
+    pub retried: Retried,
+}
+
+/// Republishes one dead letter to the events stream, as `beacon dlq retry --seq` (the page's
+/// Retry button; operators only). Refused from another site's page.
+#[utoipa::path(post, path = "/api/pipeline/dead-letters/{sequence}/retry", tag = "pipeline",
+    params(("sequence" = u64, Path, description = "The dead letter's sequence in the dead-letter stream.")),
+    responses(
+        (status = 200, description = "How many dead letters were published again.", body = RetryAnswer),
+        (status = 400, description = "`sequence` is not a whole number.", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such dead letter.", body = ErrorBody),
+        OperatorRefusals,
+    ))]
 pub async fn retry_dead_letter(
     _: Operator,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     axum::extract::Path(sequence): axum::extract::Path<u64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RetryAnswer>, ApiError> {
     if !crate::dashboard::same_origin(&headers) {
         return Err(ApiError::forbidden("cross-site request refused"));
     }
@@ -158,7 +225,7 @@ pub async fn retry_dead_letter(
         .await
         .map_err(ApiError::unavailable)?;
     match retried.into_iter().next() {
-        Some(r) => Ok(Json(serde_json::json!({ "retried": r }))),
+        Some(retried) => Ok(Json(RetryAnswer { retried })),
         None => Err(ApiError::not_found(format!("no dead letter {sequence}"))),
     }
 }

@@ -9,35 +9,50 @@ use beacon_store::live::LiveStats;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Owner;
-use crate::error::{ApiError, ApiQuery};
+use crate::error::{ApiError, ApiQuery, OwnerRefusals};
 use crate::filters::display_value;
 use crate::grouping::Grouping;
 use crate::report::{Metric, Scope, compute};
 use crate::v1::{format_interval, ranked, series, site_and_range};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// The site's domain.
+    #[param(required = true, nullable = false, example = "example.com")]
     site: Option<String>,
+    /// `day`, `7d`, `30d` (the default), `month`, `6mo`, `12mo` or `custom`.
+    #[param(nullable = false)]
     period: Option<String>,
+    /// Reference day `YYYY-MM-DD`, or `from,to` with `period=custom`.
+    #[param(nullable = false)]
     date: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Summary {
     site: String,
     timezone: String,
     period: String,
     from: String,
     to: String,
+    #[schema(value_type = f64)]
     visitors: Value,
+    #[schema(value_type = f64)]
     visits: Value,
+    #[schema(value_type = f64)]
     pageviews: Value,
+    #[schema(value_type = f64)]
     events: Value,
+    #[schema(value_type = f64)]
     views_per_visit: Value,
+    #[schema(value_type = f64)]
     bounce_rate: Value,
+    #[schema(value_type = f64)]
     visit_duration: Value,
     /// `null` while Redis (the live counters) cannot be read: the statistics still answer.
     realtime_visitors: Option<u64>,
@@ -47,23 +62,30 @@ pub struct Summary {
     top_sources: Vec<Row>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Point {
     /// Local start of the interval (`YYYY-MM-DD` or `YYYY-MM-DD HH:00:00`).
     date: String,
+    #[schema(value_type = f64)]
     visitors: Value,
+    #[schema(value_type = f64)]
     pageviews: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Row {
     name: String,
+    #[schema(value_type = f64)]
     visitors: Value,
+    #[schema(value_type = f64)]
     pageviews: Value,
 }
 
 const TOP: usize = 10;
 
+/// The dashboard's summary: totals, the series, top pages and sources, and the live counters.
+#[utoipa::path(get, path = "/api/stats", tag = "stats",
+    params(StatsQuery), responses((status = 200, description = "The site's totals for the period and its live counters.", body = Summary), OwnerRefusals))]
 pub async fn summary(
     owner: Owner,
     State(state): State<Arc<AppState>>,

@@ -8,33 +8,149 @@ use axum::Json;
 use axum::extract::State;
 use beacon_store::sites::Site;
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Owner, owned_site};
 use crate::cache::cached;
-use crate::error::{ApiError, ApiQuery};
+use crate::error::{ApiError, ApiQuery, OwnerRefusals};
 use crate::filters::{display_value, parse_filters, parse_property, result_key};
 use crate::grouping::Grouping;
-use crate::imported::{ImportedQuery, Imports, parse_with_imported};
+use crate::imported::{ImportedQuery, Imports, ImportsNote, parse_with_imported};
 use crate::period::{Interval, Period, Range, check_series_length, parse_period, resolve_period};
 use crate::report::{Filter, Group, Metric, Scope, compute};
 use crate::rollup_query::GroupKey;
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Params {
+/// The parameters of every stats query (Plausible's names and meanings).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// The site's domain, as registered with `beacon site add`.
+    #[param(required = true, nullable = false, example = "example.com")]
     site_id: Option<String>,
+    /// `day`, `7d`, `30d` (the default), `month`, `6mo`, `12mo` or `custom`; days are days in
+    /// the site's time zone.
+    #[param(nullable = false)]
     period: Option<String>,
+    /// Reference day `YYYY-MM-DD` (default today in the site's zone), or `from,to` with
+    /// `period=custom`.
+    #[param(nullable = false)]
     date: Option<String>,
+    /// Comma-separated: visitors (the default), visits, pageviews, views_per_visit, bounce_rate,
+    /// visit_duration, events.
+    #[param(nullable = false, example = "visitors,pageviews")]
     metrics: Option<String>,
+    /// One property filter: `property==value`, `property!=value`, `a|b` alternatives, `*`
+    /// wildcards on pages.
+    #[param(nullable = false)]
     filters: Option<String>,
-    compare: Option<String>,
-    interval: Option<String>,
-    property: Option<String>,
-    limit: Option<String>,
-    page: Option<String>,
+    /// `true`: add the daily aggregates imported from another tool (`beacon import`) where the
+    /// query allows: no filter, or a filter on the breakdown's property, on a property the imports
+    /// keep, by day or month (never hourly). Otherwise they are left out whole and `warning` says
+    /// so. Imported visitors are the other tool's daily unique visitors, summed over the days
+    /// (`meta.imports_note`).
+    #[param(nullable = false)]
     with_imported: Option<String>,
+}
+
+/// `compare` of the aggregate.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompareParams {
+    /// `previous_period`: each metric's change against the period of the same length before.
+    #[param(nullable = false)]
+    compare: Option<String>,
+}
+
+/// `interval` of the time series.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IntervalParams {
+    /// `hour`, `date` or `month`. Default: hour for day, month for 6mo and 12mo, else date.
+    #[param(nullable = false)]
+    interval: Option<String>,
+}
+
+/// What a breakdown groups by, and its page.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownParams {
+    /// event:page, event:goal, event:name, event:hostname, event:props:KEY, visit:source,
+    /// visit:referrer, visit:utm_medium, visit:utm_source, visit:utm_campaign, visit:utm_content,
+    /// visit:utm_term, visit:device, visit:browser, visit:browser_version, visit:os,
+    /// visit:os_version, visit:country, visit:entry_page, visit:exit_page.
+    #[param(required = true, nullable = false, example = "event:page")]
+    property: Option<String>,
+    /// Rows per page, 1 to 1,000 (default 100).
+    #[param(nullable = false)]
+    limit: Option<String>,
+    /// Page of rows, from 1.
+    #[param(nullable = false)]
+    page: Option<String>,
+}
+
+/// The site of a realtime query.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RealtimeParams {
+    /// The site's domain, as registered with `beacon site add`.
+    #[param(required = true, nullable = false, example = "example.com")]
+    site_id: Option<String>,
+}
+
+/// A metric's value: a count, or a ratio (`views_per_visit`), a percentage (`bounce_rate`) or
+/// seconds (`visit_duration`).
+pub type MetricValue = Value;
+
+/// `GET /api/v1/stats/aggregate`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AggregateAnswer {
+    /// Each metric asked for, by name.
+    pub results: BTreeMap<String, AggregateValue>,
+    #[serde(flatten)]
+    pub imports: ImportsNote,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AggregateValue {
+    #[schema(value_type = f64)]
+    pub value: MetricValue,
+    /// Percent change against the previous period (percentage points for bounce_rate); only
+    /// with `compare`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<i64>,
+}
+
+/// `GET /api/v1/stats/timeseries`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimeseriesAnswer {
+    pub results: Vec<TimeseriesRow>,
+    #[serde(flatten)]
+    pub imports: ImportsNote,
+}
+
+/// One interval: its local start and each metric asked for (`null` for bounce_rate and
+/// visit_duration where there were no visits).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimeseriesRow {
+    /// Local start of the interval: `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM:SS` by the hour.
+    pub date: String,
+    #[serde(flatten)]
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
+    pub metrics: BTreeMap<String, MetricValue>,
+}
+
+/// `GET /api/v1/stats/breakdown`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BreakdownAnswer {
+    /// One row per value, highest first metric first: the value under the property's name
+    /// (`page`, `source`, `goal`, the custom property's key, …) and each metric asked for.
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<BTreeMap<String, Value>>,
+    #[serde(flatten)]
+    pub imports: ImportsNote,
 }
 
 /// What every stats request resolves first: whose site, which range, which metrics and filter.
@@ -111,7 +227,11 @@ pub async fn site_and_range(
     Ok((site, period, range))
 }
 
-async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Request, ApiError> {
+async fn resolve(
+    state: &AppState,
+    owner: &Owner,
+    params: &StatsParams,
+) -> Result<Request, ApiError> {
     let (site, _, range) = site_and_range(
         state,
         owner,
@@ -139,11 +259,13 @@ async fn resolve(state: &AppState, owner: &Owner, params: &Params) -> Result<Req
     })
 }
 
-/// `GET /api/v1/stats/realtime/visitors`: a bare number.
+/// Visitors in the last 5 minutes: a bare number.
+#[utoipa::path(get, path = "/api/v1/stats/realtime/visitors", tag = "stats",
+    params(RealtimeParams), responses((status = 200, description = "Distinct visitors in the last five minutes.", body = u64, content_type = "application/json"), OwnerRefusals))]
 pub async fn realtime_visitors(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<Params>,
+    ApiQuery(params): ApiQuery<RealtimeParams>,
 ) -> Result<Json<u64>, ApiError> {
     let raw_site = params
         .site_id
@@ -161,25 +283,29 @@ pub async fn realtime_visitors(
     Ok(Json(visitors))
 }
 
-fn percent_change(metric: Metric, old: &Value, new: &Value) -> Value {
+fn percent_change(metric: Metric, old: &Value, new: &Value) -> i64 {
     let (old, new) = (old.as_f64().unwrap_or(0.0), new.as_f64().unwrap_or(0.0));
     if metric == Metric::BounceRate {
-        return json!((new - old).round() as i64);
+        return (new - old).round() as i64;
     }
     if old == 0.0 {
-        return json!(if new > 0.0 { 100 } else { 0 });
+        return if new > 0.0 { 100 } else { 0 };
     }
-    json!(((new - old) / old * 100.0).round() as i64)
+    ((new - old) / old * 100.0).round() as i64
 }
 
-/// `GET /api/v1/stats/aggregate`, with `compare=previous_period`.
+/// Totals for the period, with `compare=previous_period` their change.
+#[utoipa::path(get, path = "/api/v1/stats/aggregate", tag = "stats",
+    params(StatsParams, CompareParams),
+    responses((status = 200, description = "Each metric asked for, for the whole period.", body = AggregateAnswer), OwnerRefusals))]
 pub async fn aggregate(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<Params>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(params): ApiQuery<StatsParams>,
+    ApiQuery(compare): ApiQuery<CompareParams>,
+) -> Result<Json<AggregateAnswer>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
-    let compare = match params.compare.as_deref() {
+    let compare = match compare.compare.as_deref() {
         None | Some("") => false,
         Some("previous_period") => true,
         Some(other) => {
@@ -220,23 +346,21 @@ pub async fn aggregate(
         } else {
             None
         };
-        let mut results = Map::new();
-        for &metric in &req.metrics {
-            let value = current.value(metric);
-            let mut entry = Map::new();
-            if let Some(previous) = &previous {
-                entry.insert(
-                    "change".into(),
-                    percent_change(metric, &previous.value(metric), &value),
-                );
-            }
-            entry.insert("value".into(), value);
-            results.insert(metric.name().into(), Value::Object(entry));
-        }
-        let mut answer = Map::new();
-        answer.insert("results".into(), Value::Object(results));
-        imports.annotate(&mut answer);
-        Ok(Value::Object(answer))
+        let results = req
+            .metrics
+            .iter()
+            .map(|&metric| {
+                let value = current.value(metric);
+                let change = previous
+                    .as_ref()
+                    .map(|previous| percent_change(metric, &previous.value(metric), &value));
+                (metric.name().to_string(), AggregateValue { value, change })
+            })
+            .collect();
+        Ok(AggregateAnswer {
+            results,
+            imports: imports.note(),
+        })
     })
     .await?;
     Ok(Json(value))
@@ -283,14 +407,18 @@ pub fn format_interval(t: NaiveDateTime, interval: Interval) -> String {
     }
 }
 
-/// `GET /api/v1/stats/timeseries`.
+/// Metrics per interval; every interval of the period is present.
+#[utoipa::path(get, path = "/api/v1/stats/timeseries", tag = "stats",
+    params(StatsParams, IntervalParams),
+    responses((status = 200, description = "One row per interval of the period.", body = TimeseriesAnswer), OwnerRefusals))]
 pub async fn timeseries(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<Params>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(params): ApiQuery<StatsParams>,
+    ApiQuery(interval): ApiQuery<IntervalParams>,
+) -> Result<Json<TimeseriesAnswer>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
-    let interval = parse_interval(params.interval.as_deref(), req.range.interval)?;
+    let interval = parse_interval(interval.interval.as_deref(), req.range.interval)?;
     check_series_length(&req.range, interval).map_err(|e| ApiError::bad_request(e.0))?;
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
@@ -304,11 +432,10 @@ pub async fn timeseries(
         let imports = req
             .add_imports(&*snapshot, req.scope(), None, grouping, &mut groups)
             .await?;
-        let results: Vec<Value> = series(&groups, &req.range, interval)
+        let results = series(&groups, &req.range, interval)
             .into_iter()
             .map(|(t, group)| {
-                let mut row = Map::new();
-                row.insert("date".into(), json!(format_interval(t, interval)));
+                let mut metrics = BTreeMap::new();
                 for &metric in &req.metrics {
                     let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
                         && !group.has_visits();
@@ -317,15 +444,18 @@ pub async fn timeseries(
                     } else {
                         group.value(metric)
                     };
-                    row.insert(metric.name().into(), value);
+                    metrics.insert(metric.name().to_string(), value);
                 }
-                Value::Object(row)
+                TimeseriesRow {
+                    date: format_interval(t, interval),
+                    metrics,
+                }
             })
             .collect();
-        let mut answer = Map::new();
-        answer.insert("results".into(), Value::Array(results));
-        imports.annotate(&mut answer);
-        Ok(Value::Object(answer))
+        Ok(TimeseriesAnswer {
+            results,
+            imports: imports.note(),
+        })
     })
     .await?;
     Ok(Json(value))
@@ -364,19 +494,23 @@ fn parse_positive(
     }
 }
 
-/// `GET /api/v1/stats/breakdown`.
+/// Metrics per value of one property.
+#[utoipa::path(get, path = "/api/v1/stats/breakdown", tag = "stats",
+    params(StatsParams, BreakdownParams),
+    responses((status = 200, description = "One row per value of the property, by visitors.", body = BreakdownAnswer), OwnerRefusals))]
 pub async fn breakdown(
     owner: Owner,
     State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<Params>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(params): ApiQuery<StatsParams>,
+    ApiQuery(breakdown): ApiQuery<BreakdownParams>,
+) -> Result<Json<BreakdownAnswer>, ApiError> {
     let req = resolve(&state, &owner, &params).await?;
-    let requested = params.property.as_deref().ok_or_else(|| {
+    let requested = breakdown.property.as_deref().ok_or_else(|| {
         ApiError::bad_request("The `property` parameter is required for breakdown")
     })?;
     let property = parse_property(requested)?;
-    let limit = parse_positive("limit", params.limit.as_deref(), 100, 1000)?;
-    let page = parse_positive("page", params.page.as_deref(), 1, usize::MAX)?;
+    let limit = parse_positive("limit", breakdown.limit.as_deref(), 100, 1000)?;
+    let page = parse_positive("page", breakdown.page.as_deref(), 1, usize::MAX)?;
     let key = format!("breakdown|{}|{property}|{limit}|{page}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
@@ -405,23 +539,23 @@ pub async fn breakdown(
             .await?;
         let rows = ranked(groups, req.metrics[0]);
         let key = result_key(requested);
-        let results: Vec<Value> = rows
+        let results = rows
             .into_iter()
             .skip((page - 1).saturating_mul(limit))
             .take(limit)
             .map(|(value, group)| {
-                let mut row = Map::new();
-                row.insert(key.into(), json!(display_value(&property, &value)));
+                let mut row = BTreeMap::new();
+                row.insert(key.to_string(), json!(display_value(&property, &value)));
                 for &metric in &req.metrics {
-                    row.insert(metric.name().into(), group.value(metric));
+                    row.insert(metric.name().to_string(), group.value(metric));
                 }
-                Value::Object(row)
+                row
             })
             .collect();
-        let mut answer = Map::new();
-        answer.insert("results".into(), Value::Array(results));
-        imports.annotate(&mut answer);
-        Ok(Value::Object(answer))
+        Ok(BreakdownAnswer {
+            results,
+            imports: imports.note(),
+        })
     })
     .await?;
     Ok(Json(value))

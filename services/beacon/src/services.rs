@@ -81,6 +81,7 @@ impl Process {
             topology: wiring::topology(&self.config),
             admin,
             http: wiring::http_limits(&self.config),
+            documents: vec![beacon_collector::openapi()],
         }
     }
 

@@ -7,6 +7,8 @@ use std::sync::LazyLock;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::document::TrackerScript;
+
 pub const TRACKER: &str = include_str!("../assets/beacon.js");
 
 static ETAG: LazyLock<String> = LazyLock::new(|| {
@@ -15,7 +17,21 @@ static ETAG: LazyLock<String> = LazyLock::new(|| {
     format!("\"{:016x}\"", hasher.finish())
 });
 
+/// The tracker script, at Beacon's path.
+#[utoipa::path(get, path = "/beacon.js", tag = "collector", security(()),
+    responses(TrackerScript))]
 pub async fn tracker(headers: HeaderMap) -> Response {
+    serve_tracker(headers)
+}
+
+/// The tracker script, at Plausible's path, so existing snippets keep working.
+#[utoipa::path(get, path = "/js/script.js", tag = "collector", security(()),
+    responses(TrackerScript))]
+pub async fn plausible_tracker(headers: HeaderMap) -> Response {
+    serve_tracker(headers)
+}
+
+fn serve_tracker(headers: HeaderMap) -> Response {
     let etag = ETAG.as_str();
     let fresh = headers
         .get(header::IF_NONE_MATCH)

@@ -276,3 +276,46 @@ async fn past_the_in_flight_budget_is_a_503_at_once() {
     );
     assert_eq!(published(&edge), 0);
 }
+
+/// The document and the router come from the same list: every documented operation is served
+/// (no router `404`/`405`), and no route is added outside that list.
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_served() {
+    let document = crate::openapi();
+    let mut operations = Vec::new();
+    for (path, item) in &document.paths.paths {
+        for (method, operation) in [("GET", &item.get), ("POST", &item.post)] {
+            if operation.is_some() {
+                operations.push((method, path.clone()));
+            }
+        }
+    }
+    assert!(operations.len() >= 5, "{operations:?}");
+    let edge = edge();
+    for (method, path) in &operations {
+        let request = Request::builder()
+            .method(*method)
+            .uri(path.as_str())
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .expect("request");
+        let status = edge
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("answer")
+            .status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but answers {status}"
+        );
+    }
+    let source = include_str!("lib.rs");
+    assert!(
+        [".route(", ".route_service(", ".nest("]
+            .iter()
+            .all(|call| !source.contains(call)),
+        "a route added outside `routes()` would be missing from the document"
+    );
+}

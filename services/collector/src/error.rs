@@ -1,12 +1,14 @@
 //! `Refusal`: every collector answer that is not `202`, as JSON naming the field (the API has its
 //! own `ApiError`; the two services never share an error type).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+
+use crate::document::RefusalBody;
 
 #[derive(Debug)]
 pub struct Refusal {
@@ -14,16 +16,6 @@ pub struct Refusal {
     pub field: Option<String>,
     pub message: String,
     pub retry_after: Option<Duration>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    /// Plausible's error shape, `{"errors": {"field": ["message"]}}`, for its clients.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<serde_json::Value>,
 }
 
 impl Refusal {
@@ -83,11 +75,11 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let errors = self
             .field
-            .as_deref()
-            .map(|f| serde_json::json!({ f: [self.message.as_str()] }));
-        let body = Body {
-            error: &self.message,
-            field: self.field.as_deref(),
+            .clone()
+            .map(|f| BTreeMap::from([(f, vec![self.message.clone()])]));
+        let body = RefusalBody {
+            error: self.message,
+            field: self.field,
             errors,
         };
         let mut response = (self.status, Json(body)).into_response();

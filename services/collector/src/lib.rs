@@ -4,6 +4,7 @@
 mod assets;
 mod client_ip;
 mod directory;
+mod document;
 #[cfg(test)]
 mod edge_tests;
 mod error;
@@ -25,15 +26,17 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
-use axum::routing::{get, post};
 use beacon_runtime::admin::public_health_router;
 use beacon_runtime::{AdminState, CancellationToken, HttpLimits};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use client_ip::client_ip;
+pub use document::openapi;
 pub use geo::GeoIp;
 pub use seams::{EventSink, PostgresRecords, Records};
 
@@ -103,23 +106,32 @@ fn router_with_state(deps: Deps) -> (Router, Arc<AppState>) {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .max_age(std::time::Duration::from_secs(86_400));
-    let router = Router::new()
-        .route("/track", post(track::track))
-        .route("/api/event", post(plausible::event))
-        .route(
-            "/track/batch",
-            post(track::track_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
-        )
-        .route("/beacon.js", get(assets::tracker))
-        .route("/js/script.js", get(assets::tracker))
+    let router = routes()
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
         .with_state(state.clone())
         .merge(public_health_router(deps.admin))
         .layer(axum::middleware::from_fn(
             beacon_runtime::http::track_http_metrics,
-        ));
+        ))
+        .into();
     (router, state)
+}
+
+/// Every route of the collector: each is in the OpenAPI document ([`openapi`]) because the
+/// router and the document are built together, here.
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    let (schemas, paths, batch) = routes!(track::track_batch);
+    OpenApiRouter::new()
+        .routes(routes!(track::track))
+        .routes((
+            schemas,
+            paths,
+            batch.layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        ))
+        .routes(routes!(plausible::event))
+        .routes(routes!(assets::tracker))
+        .routes(routes!(assets::plausible_tracker))
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in flight.

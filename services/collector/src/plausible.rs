@@ -17,6 +17,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::AppState;
+#[allow(unused_imports)] // named by the document
+use crate::document::{PlausibleEvent, RefusalBody};
 use crate::error::Refusal;
 use crate::ingest::{Hit, UnknownSite, ingest};
 use crate::request::{
@@ -34,6 +36,30 @@ pub const MAX_DOMAINS: usize = 10;
 /// Longest revenue amount, as text.
 const MAX_AMOUNT_LEN: usize = 40;
 
+/// Plausible's Events API.
+///
+/// What Plausible's tracker sends (`text/plain` or JSON). Events for unregistered sites and bots
+/// are dropped with `202` and `X-Plausible-Dropped`. `d` lists up to 10 distinct sites; each gets
+/// the event once.
+#[utoipa::path(post, path = "/api/event", tag = "collector",
+    security(()),
+    request_body(content(
+        (PlausibleEvent = "application/json"),
+        (String = "text/plain"),
+    )),
+    responses(
+        (status = 202, description = "`ok`", body = String, content_type = "text/plain",
+            headers(
+                ("X-Beacon-Dropped" = String, description = "Hits filtered out (bots, crawlers, HTTP tools)."),
+                ("X-Plausible-Dropped" = String, description = "The same, under Plausible's name."),
+            )),
+        (status = 400, description = "Bad input, in Plausible's shape: `errors` maps the field (`n`, `u`, `d`, …) to messages.", body = RefusalBody),
+        (status = 413, description = "The body is over the size limit (64 KiB)."),
+        (status = 429, description = "Over `BEACON_RATE_LIMIT` requests per second from this address.", body = RefusalBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before sending again."))),
+        (status = 503, description = "Nothing was stored: send again (see `POST /track`).", body = RefusalBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before sending again."))),
+    ))]
 pub async fn event(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

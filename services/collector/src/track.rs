@@ -17,9 +17,11 @@ use beacon_schemas::text::{
 };
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::document::{BatchAccepted, PropValue, Refusals, Timestamp, TrackAccepted};
 use crate::error::Refusal;
 use crate::ingest::{Client, Hit, UnknownSite, ingest};
 use crate::request::{
@@ -33,29 +35,63 @@ pub const MAX_BATCH: usize = 1000;
 /// How far in the future a sender's clock may be.
 const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
-#[derive(Debug, Deserialize)]
+/// One page view or event. Text must be free of control characters; bounds are in bytes of
+/// UTF-8.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TrackEvent)]
 struct TrackBody {
+    /// A registered site's domain.
+    #[schema(max_length = 253)]
     site: Option<String>,
+    /// `pageview` (the default) or a custom event's name.
+    #[schema(max_length = 120)]
     name: Option<String>,
+    /// The page's full URL. Its host is the site unless `site` is given.
+    #[schema(max_length = 2048)]
     url: String,
+    #[schema(max_length = 2048)]
     referrer: Option<String>,
+    /// Custom properties: at most 30, keys up to 300 bytes; flat values only.
+    #[schema(value_type = Option<BTreeMap<String, PropValue>>)]
     props: Option<Map<String, Value>>,
+    /// `false`: a non-interactive event (does not affect bounce). Default `true`.
     interactive: Option<bool>,
-    /// Optional UUID chosen by the sender: retries of the same event are then idempotent.
+    /// Ingest token only. A UUID chosen by the sender: resends of the same event are then
+    /// idempotent.
+    #[schema(format = "uuid")]
     id: Option<String>,
-    /// Event time (RFC 3339 or Unix ms) for server-side senders and backfills.
+    /// Ingest token only. Event time (RFC 3339 or Unix ms), for server-side senders and
+    /// backfills.
+    #[schema(value_type = Option<Timestamp>)]
     timestamp: Option<Value>,
-    /// The visitor's user agent and address, for server-side senders.
+    /// Ingest token only. The visitor's user agent (cut to 1,024 bytes); needs `ip`.
     user_agent: Option<String>,
+    /// Ingest token only. The visitor's address (hashed, never stored).
     ip: Option<String>,
 }
 
+/// Record one page view or event.
+///
+/// Beacon's own endpoint. Anonymous senders (browsers) are timed and identified by the
+/// collector. Server-side senders authenticate with a site ingest token (`beacon token create
+/// --site DOMAIN`) to set `id`, `timestamp`, `ip` and `user_agent`.
+#[utoipa::path(post, path = "/track", tag = "collector",
+    security((), ("ingest_token" = [])),
+    request_body = TrackBody,
+    responses(
+        (status = 202, description = "Stored in the stream (or dropped as a bot: `dropped` = 1).",
+            body = TrackAccepted, headers(
+                ("X-Beacon-Dropped" = String, description = "Hits filtered out (bots, crawlers, HTTP tools)."),
+                ("X-Plausible-Dropped" = String, description = "The same, under Plausible's name."),
+            )),
+        Refusals,
+    ))]
 pub async fn track(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), Refusal> {
+) -> Result<(StatusCode, HeaderMap, Json<TrackAccepted>), Refusal> {
     let sender = sender(&state, peer, &headers)?;
     let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
@@ -67,8 +103,14 @@ pub async fn track(
     )?;
     let outcome = ingest(&state, &sender, vec![hit], UnknownSite::Reject).await?;
     let body = match outcome.accepted.first() {
-        Some(id) => json!({ "id": id }),
-        None => json!({ "dropped": outcome.dropped }),
+        Some(id) => TrackAccepted {
+            id: Some(id.to_string()),
+            dropped: None,
+        },
+        None => TrackAccepted {
+            id: None,
+            dropped: Some(outcome.dropped),
+        },
     };
     Ok((
         StatusCode::ACCEPTED,
@@ -77,12 +119,27 @@ pub async fn track(
     ))
 }
 
+/// Record up to 1,000 events at once.
+///
+/// Each item as in `POST /track`; the batch is validated whole (one bad item refuses it, naming
+/// `[i].field`) and stored whole.
+#[utoipa::path(post, path = "/track/batch", tag = "collector",
+    security((), ("ingest_token" = [])),
+    request_body(content = Vec<TrackBody>, description = "1 to 1,000 events."),
+    responses(
+        (status = 202, description = "Stored in the stream, bots dropped.",
+            body = BatchAccepted, headers(
+                ("X-Beacon-Dropped" = String, description = "Hits filtered out (bots, crawlers, HTTP tools)."),
+                ("X-Plausible-Dropped" = String, description = "The same, under Plausible's name."),
+            )),
+        Refusals,
+    ))]
 pub async fn track_batch(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, HeaderMap, Json<Value>), Refusal> {
+) -> Result<(StatusCode, HeaderMap, Json<BatchAccepted>), Refusal> {
     let sender = sender(&state, peer, &headers)?;
     let token_site = state.tokens.site_of(&headers).await?;
     let body = body_bytes(body)?;
@@ -100,7 +157,11 @@ pub async fn track_batch(
         .map(|(i, item)| validate(item, &format!("[{i}]."), now_ms, token_site.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = ingest(&state, &sender, hits, UnknownSite::Reject).await?;
-    let body = json!({ "accepted": outcome.accepted.len(), "dropped": outcome.dropped, "ids": outcome.accepted });
+    let body = BatchAccepted {
+        accepted: outcome.accepted.len(),
+        dropped: outcome.dropped,
+        ids: outcome.accepted.iter().map(ToString::to_string).collect(),
+    };
     Ok((
         StatusCode::ACCEPTED,
         dropped_header(outcome.dropped),

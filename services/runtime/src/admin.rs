@@ -8,6 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::health::Health;
 
@@ -30,12 +32,24 @@ pub fn admin_router(state: AdminState) -> Router {
 
 /// What the public ports (collector, API) answer about health: a bare liveness `/healthz` and
 /// `/readyz` (503 while draining). Dependency details and `/metrics` are for operators only,
-/// on the admin listener: the internet learns nothing of the servers behind Beacon.
-pub fn public_health_router(state: AdminState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+/// on the admin listener: the internet learns nothing of the servers behind Beacon. Both are in
+/// the service's OpenAPI document (tag `health`).
+pub fn public_health_router(state: AdminState) -> OpenApiRouter {
+    public_health_routes().with_state(state)
+}
+
+/// The routes of [`public_health_router`] before their state: their document without a server.
+pub fn public_health_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(public_healthz))
+        .routes(routes!(readyz))
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
+async fn public_healthz() -> &'static str {
+    "ok\n"
 }
 
 async fn healthz(State(state): State<AdminState>) -> Response {
@@ -48,6 +62,11 @@ async fn healthz(State(state): State<AdminState>) -> Response {
     (status, Json(report)).into_response()
 }
 
+/// Whether the process takes new work: `503` once it drains for a shutdown.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+    (status = 503, description = "`draining`", body = String, content_type = "text/plain"),
+))]
 async fn readyz(State(state): State<AdminState>) -> Response {
     if state.shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()

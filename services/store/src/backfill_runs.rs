@@ -10,7 +10,7 @@ use crate::error::StoreError;
 pub const STALE_AFTER_SECS: i64 = 60;
 
 /// One run, as operators see it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct BackfillRun {
     pub kind: String,
     pub site: String,

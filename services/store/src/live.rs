@@ -123,13 +123,15 @@ pub async fn delete_site(
 }
 
 /// What the live counters say about a site right now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveStats {
     /// Distinct visitors with an event in the last five minutes.
     pub visitors: u64,
-    /// Page views per minute, oldest first, the current minute last.
+    /// Page views per minute, oldest first, the current minute last: `[unix_ms, count]`.
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub pageviews_per_minute: Vec<(i64, u64)>,
-    /// Pages by page views in the last five minutes, most viewed first.
+    /// Pages by page views in the last five minutes, most viewed first: `[path, count]`.
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub top_pages: Vec<(String, u64)>,
 }
 
