@@ -251,7 +251,7 @@ async fn the_dashboard_signs_in_with_a_strict_http_only_cookie_and_refuses_cross
         .json()
         .await
         .expect("json");
-    assert_eq!(openapi["openapi"], json!("3.0.3"));
+    assert_eq!(openapi["openapi"], json!("3.1.0"));
     // The pipeline page is for operators; made one, the same sign-in opens it.
     let refused = with_cookie("/pipeline").await.expect("pipeline page");
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);

@@ -119,3 +119,80 @@ async fn every_operation_answers_within_its_document() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
+
+/// The document the API serves is valid OpenAPI (openapi-spec-validator, beside schemathesis),
+/// holds the API's and the collector's operations, and every operation in it is served where it
+/// says (none answers the router's bare `404` or `405`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_is_valid_and_every_operation_in_it_is_served() {
+    let http = reqwest::Client::new();
+    let pipeline = start_pipeline("openapi_doc", &http).await;
+    let document: serde_json::Value = http
+        .get(format!("{}/api/openapi.json", pipeline.api))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("JSON");
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("beacon-openapi.json");
+    std::fs::write(&file, document.to_string()).expect("write the document");
+    let validator = std::path::Path::new(&schemathesis()).with_file_name("openapi-spec-validator");
+    let output = Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", validator.display()));
+    assert!(
+        output.status.success(),
+        "the served document is not valid OpenAPI:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Redirects are answers of their own (`/` to `/login`), not followed.
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for (path, item) in paths {
+        let collector = item["servers"][0]["url"] == "{collector}";
+        let base = if collector {
+            &pipeline.collector
+        } else {
+            &pipeline.api
+        };
+        for method in ["get", "post"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let url = format!("{base}{}", path.replace("{sequence}", "1"));
+            let answer = direct
+                .request(method.to_uppercase().parse().expect("method"), &url)
+                .header("authorization", format!("Bearer {}", pipeline.key))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("answer");
+            let status = answer.status();
+            let body = answer.bytes().await.expect("body");
+            assert!(
+                status != 405 && !(status == 404 && body.is_empty()),
+                "{method} {url} is documented but not served ({status})"
+            );
+            checked += 1;
+        }
+    }
+    // The API's operations, its health checks and the collector's five.
+    assert!(checked >= 26, "only {checked} operations in the document");
+    for path in [
+        "/track",
+        "/track/batch",
+        "/api/event",
+        "/api/v1/stats/aggregate",
+    ] {
+        assert!(paths.contains_key(path), "{path} is missing");
+    }
+}
