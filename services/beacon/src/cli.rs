@@ -131,6 +131,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A site's goals: the custom events and pages counted as conversions
+    Goal {
+        #[command(subcommand)]
+        command: GoalCommand,
+    },
     /// Site-scoped ingest tokens for server-side senders
     Token {
         #[command(subcommand)]
@@ -228,6 +233,54 @@ pub enum KeyCommand {
         #[arg(long)]
         id: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoalCommand {
+    /// Count a custom event (e.g. "Signup", "Outbound Link: Click", "File Download", "404") or
+    /// the page views of a path (a `*` matches any run of characters) as a goal
+    Add {
+        #[arg(long)]
+        site: String,
+        #[command(flatten)]
+        goal: GoalArg,
+    },
+    /// A site's goals, as `event:goal` breakdowns name them
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop counting a goal (the statistics it was computed from stay)
+    Delete {
+        #[arg(long)]
+        site: String,
+        #[command(flatten)]
+        goal: GoalArg,
+    },
+}
+
+/// A goal on the command line: `--event NAME` or `--page PATH-PATTERN`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct GoalArg {
+    /// A custom event's name
+    #[arg(long)]
+    pub event: Option<String>,
+    /// A page path or pattern, e.g. /pricing or /blog/*
+    #[arg(long)]
+    pub page: Option<String>,
+}
+
+impl GoalArg {
+    pub fn goal(self) -> beacon_store::goals::Goal {
+        match (self.event, self.page) {
+            (Some(name), _) => beacon_store::goals::Goal::Event(name),
+            (None, Some(path)) => beacon_store::goals::Goal::Page(path),
+            (None, None) => unreachable!("clap requires --event or --page"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod backfill;
 mod cli;
+mod goal_tools;
 mod healthcheck;
 mod services;
 mod tools;
@@ -15,7 +16,8 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use crate::cli::{
-    Command, DlqCommand, KeyCommand, SessionsCommand, SiteCommand, TokenCommand, UserCommand,
+    Command, DlqCommand, GoalCommand, KeyCommand, SessionsCommand, SiteCommand, TokenCommand,
+    UserCommand,
 };
 
 fn main() -> ExitCode {
@@ -185,6 +187,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sessions {
             command: SessionsCommand::Quarantined { json },
         } => tools::sessions_quarantined(&config, json).await?,
+        Command::Goal {
+            command: GoalCommand::Add { site, goal },
+        } => goal_tools::goal_add(&config, &site, goal.goal()).await?,
+        Command::Goal {
+            command: GoalCommand::List { site, json },
+        } => goal_tools::goal_list(&config, &site, json).await?,
+        Command::Goal {
+            command: GoalCommand::Delete { site, goal },
+        } => goal_tools::goal_delete(&config, &site, goal.goal()).await?,
         Command::Token {
             command: TokenCommand::Create { site },
         } => tools::token_create(&config, &site).await?,

@@ -9,6 +9,7 @@ pub mod backfill_runs;
 pub mod calendar_rows;
 pub mod compaction;
 pub mod error;
+pub mod goals;
 pub mod imported_daily;
 pub mod imports;
 pub mod ingest_tokens;

@@ -1,0 +1,58 @@
+//! `beacon goal add|list|delete`: a site's goals, kept in PostgreSQL and read by the API.
+
+use beacon_pipeline::domain::normalize_domain;
+use beacon_runtime::Config;
+use beacon_store::goals::Goal;
+
+use crate::wiring;
+
+pub async fn goal_add(config: &Config, domain: &str, goal: Goal) -> anyhow::Result<()> {
+    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    goal.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let pool = wiring::postgres(config).await?;
+    match beacon_store::goals::add(&pool, &domain, &goal).await? {
+        None => anyhow::bail!("--site {domain}: no such site (beacon site list)"),
+        Some(true) => println!("added goal {} to {domain}", goal.display_name()),
+        Some(false) => println!("{domain} has the goal {} already", goal.display_name()),
+    }
+    Ok(())
+}
+
+pub async fn goal_list(config: &Config, domain: &str, json: bool) -> anyhow::Result<()> {
+    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let pool = wiring::postgres(config).await?;
+    if beacon_store::sites::find(&pool, &domain).await?.is_none() {
+        anyhow::bail!("--site {domain}: no such site (beacon site list)");
+    }
+    let goals = beacon_store::goals::list(&**pool.get().await?, &domain).await?;
+    if json {
+        let list: Vec<_> = goals
+            .iter()
+            .map(|goal| match goal {
+                Goal::Event(name) => {
+                    serde_json::json!({"goal": goal.display_name(), "event": name})
+                }
+                Goal::Page(path) => serde_json::json!({"goal": goal.display_name(), "page": path}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for goal in &goals {
+            println!("{}", goal.display_name());
+        }
+    }
+    Ok(())
+}
+
+pub async fn goal_delete(config: &Config, domain: &str, goal: Goal) -> anyhow::Result<()> {
+    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let pool = wiring::postgres(config).await?;
+    if !beacon_store::goals::delete(&pool, &domain, &goal).await? {
+        anyhow::bail!(
+            "{domain} has no goal {} (beacon goal list --site {domain})",
+            goal.display_name()
+        );
+    }
+    println!("deleted goal {} of {domain}", goal.display_name());
+    Ok(())
+}
