@@ -25,13 +25,14 @@ const VISIT_PROPERTIES: &[&str] = &[
 ];
 const EVENT_PROPERTIES: &[&str] = &["event:page", "event:name", "event:hostname"];
 
-/// The rollup property of a Plausible property name (`event:goal` is `event:name`).
+/// The goals property: resolved against the site's configured goals (`goals.rs`), not a rollup
+/// property of its own.
+pub const GOAL: &str = "event:goal";
+
+/// The rollup property of a Plausible property name, or [`GOAL`].
 pub fn parse_property(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name == "event:goal" {
-        return Ok("event:name".into());
-    }
-    if VISIT_PROPERTIES.contains(&name) || EVENT_PROPERTIES.contains(&name) {
+    if name == GOAL || VISIT_PROPERTIES.contains(&name) || EVENT_PROPERTIES.contains(&name) {
         return Ok(name.into());
     }
     if let Some(key) = name.strip_prefix("event:props:")
@@ -123,6 +124,16 @@ pub fn parse_filters(filters: Option<&str>) -> Result<Option<Filter>, ApiError> 
         )));
     };
     let property = parse_property(name)?;
+    if property == GOAL {
+        // Goal names are matched whole (`Visit /blog/*` is a name, not a pattern).
+        let names = split_alternatives(values.trim());
+        let values = if negated {
+            ValueMatch::NotIn(names)
+        } else {
+            ValueMatch::In(names)
+        };
+        return Ok(Some(Filter { property, values }));
+    }
     let alternatives: Vec<String> = split_alternatives(values.trim())
         .iter()
         .map(|v| stored_value(v))
@@ -177,7 +188,11 @@ mod tests {
             parsed("event:page==/blog/**").values,
             ValueMatch::Like(vec!["/blog/%".into()])
         );
-        assert_eq!(parsed("event:goal==Signup").property, "event:name");
+        assert_eq!(parsed("event:goal==Signup").property, GOAL);
+        assert_eq!(
+            parsed("event:goal==Visit /blog/*|Signup").values,
+            ValueMatch::In(vec!["Visit /blog/*".into(), "Signup".into()])
+        );
         assert_eq!(
             parsed(r"event:props:q==a\|b").values,
             ValueMatch::In(vec!["a|b".into()])

@@ -8,6 +8,7 @@ mod dashboard;
 mod document;
 mod error;
 mod filters;
+mod goals;
 pub mod grouping;
 mod imported;
 pub mod period;

@@ -21,6 +21,9 @@ pub enum Metric {
     BounceRate,
     VisitDuration,
     Events,
+    /// Visitors who completed the goal of an `event:goal` filter or breakdown row, as a
+    /// percentage of the visitors of the same period (computed against them in `goals.rs`).
+    ConversionRate,
 }
 
 impl Metric {
@@ -33,11 +36,12 @@ impl Metric {
             "bounce_rate" => Metric::BounceRate,
             "visit_duration" => Metric::VisitDuration,
             "events" => Metric::Events,
+            "conversion_rate" => Metric::ConversionRate,
             other => {
                 return Err(ApiError::bad_request(format!(
                     "The metric `{other}` is not recognized. Find valid metrics from the \
                      documentation: visitors, visits, pageviews, views_per_visit, bounce_rate, \
-                     visit_duration, events"
+                     visit_duration, events, conversion_rate"
                 )));
             }
         })
@@ -52,6 +56,7 @@ impl Metric {
             Metric::BounceRate => "bounce_rate",
             Metric::VisitDuration => "visit_duration",
             Metric::Events => "events",
+            Metric::ConversionRate => "conversion_rate",
         }
     }
 
@@ -120,9 +125,7 @@ impl Group {
             }
         };
         match metric {
-            Metric::Visitors => {
-                json!((self.events.visitors.count() as i64).saturating_add(self.imported_visitors))
-            }
+            Metric::Visitors => json!(self.visitors()),
             Metric::Pageviews => json!(self.events.pageviews),
             Metric::Events => json!(self.events.pageviews + self.events.events),
             Metric::Visits => json!(visits),
@@ -133,7 +136,21 @@ impl Group {
             Metric::ViewsPerVisit => {
                 json!((ratio(self.visits.pageviews) * 100.0).round() / 100.0)
             }
+            // A ratio of two groups: `conversion_rate` in goals.rs.
+            Metric::ConversionRate => Value::Null,
         }
+    }
+
+    /// Distinct visitors (the native rows' sketch and the imported days' visitors).
+    pub fn visitors(&self) -> i64 {
+        (self.events.visitors.count() as i64).saturating_add(self.imported_visitors)
+    }
+
+    /// The group of a page goal: its conversions are the page views, not the custom events
+    /// sent from the pages.
+    pub fn page_views_only(mut self) -> Self {
+        self.events.events = 0;
+        self
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use beacon_store::goals::Goal;
 use beacon_store::sites::Site;
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,8 @@ use crate::AppState;
 use crate::auth::{Owner, owned_site};
 use crate::cache::cached;
 use crate::error::{ApiError, ApiQuery, OwnerRefusals};
-use crate::filters::{display_value, parse_filters, parse_property, result_key};
+use crate::filters::{GOAL, display_value, parse_filters, parse_property, result_key};
+use crate::goals;
 use crate::grouping::Grouping;
 use crate::imported::{ImportedQuery, Imports, ImportsNote, parse_with_imported};
 use crate::period::{Interval, Period, Range, check_series_length, parse_period, resolve_period};
@@ -39,7 +41,7 @@ pub struct StatsParams {
     #[param(nullable = false)]
     date: Option<String>,
     /// Comma-separated: visitors (the default), visits, pageviews, views_per_visit, bounce_rate,
-    /// visit_duration, events.
+    /// visit_duration, events, conversion_rate (with an `event:goal` filter or breakdown).
     #[param(nullable = false, example = "visitors,pageviews")]
     metrics: Option<String>,
     /// One property filter: `property==value`, `property!=value`, `a|b` alternatives, `*`
@@ -158,7 +160,14 @@ struct Request {
     site: Site,
     range: Range,
     metrics: Vec<Metric>,
+    /// The filter as the rollups read it (an `event:goal` filter resolved to its goals' rows).
     filter: Option<Filter>,
+    /// Whether the filter was on goals: `conversion_rate` is defined then.
+    goal_filter: bool,
+    /// The goals an `event:goal` filter named.
+    goal_names: Vec<String>,
+    /// The site's configured goals.
+    goals: Vec<Goal>,
     /// Add the imported layer where the query allows (`with_imported=true`).
     with_imported: bool,
 }
@@ -168,9 +177,56 @@ impl Request {
     /// name, whose meaning moves with the clock), the metrics, the filter and the imports.
     fn cache_key(&self) -> String {
         format!(
-            "{}|{}|{:?}|{:?}|{}",
-            self.range.from, self.range.to, self.metrics, self.filter, self.with_imported
+            "{}|{}|{:?}|{:?}|{:?}|{}",
+            self.range.from,
+            self.range.to,
+            self.metrics,
+            self.filter,
+            self.goals,
+            self.with_imported
         )
+    }
+
+    /// The metrics the rollups compute: all but `conversion_rate`, a ratio of two of them
+    /// (visitors when it was the only one).
+    fn counted_metrics(&self) -> Vec<Metric> {
+        let counted: Vec<Metric> = self
+            .metrics
+            .iter()
+            .copied()
+            .filter(|&m| m != Metric::ConversionRate)
+            .collect();
+        if counted.is_empty() {
+            vec![Metric::Visitors]
+        } else {
+            counted
+        }
+    }
+
+    /// A group of what the filter selects: a page goal's conversions are its page views.
+    fn filtered(&self, group: Group) -> Group {
+        let page_goal = self.goal_filter
+            && self
+                .filter
+                .as_ref()
+                .is_some_and(|f| f.property == "event:page");
+        if page_goal {
+            group.page_views_only()
+        } else {
+            group
+        }
+    }
+
+    fn wants_conversion_rate(&self) -> bool {
+        self.metrics.contains(&Metric::ConversionRate)
+    }
+
+    /// The same scope without the goal filter: what a conversion rate is a share of.
+    fn unfiltered<'a>(&self, scope: Scope<'a>) -> Scope<'a> {
+        Scope {
+            filter: if self.goal_filter { None } else { scope.filter },
+            ..scope
+        }
     }
 
     /// Adds the imported rows of `scope` to `groups` if asked and the query allows.
@@ -250,11 +306,30 @@ async fn resolve(
         .collect::<Result<Vec<_>, _>>()?;
     let filter = parse_filters(params.filters.as_deref())?;
     let with_imported = parse_with_imported(params.with_imported.as_deref())?;
+    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+    let goals = beacon_store::goals::list(&**client, &site.domain)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let goal_filter = goals::is_goal_filter(filter.as_ref());
+    let mut goal_names = Vec::new();
+    let filter = match filter {
+        Some(f) if goal_filter => {
+            goal_names = goals::named(&goals, &f)?
+                .iter()
+                .map(|g| g.display_name())
+                .collect();
+            Some(goals::rollup_filter(&goals, &f)?)
+        }
+        other => other,
+    };
     Ok(Request {
         site,
         range,
         metrics,
         filter,
+        goal_filter,
+        goal_names,
+        goals,
         with_imported,
     })
 }
@@ -285,7 +360,7 @@ pub async fn realtime_visitors(
 
 fn percent_change(metric: Metric, old: &Value, new: &Value) -> i64 {
     let (old, new) = (old.as_f64().unwrap_or(0.0), new.as_f64().unwrap_or(0.0));
-    if metric == Metric::BounceRate {
+    if matches!(metric, Metric::BounceRate | Metric::ConversionRate) {
         return (new - old).round() as i64;
     }
     if old == 0.0 {
@@ -314,14 +389,18 @@ pub async fn aggregate(
             )));
         }
     };
+    if req.wants_conversion_rate() && !req.goal_filter {
+        return Err(goals::needs_goal());
+    }
     let key = format!("aggregate|{}|{compare}", req.cache_key());
+    let counted = req.counted_metrics();
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
         let snapshot = beacon_store::postgres::read_snapshot(&mut client)
             .await
             .map_err(ApiError::unavailable)?;
         let totals = |from, to| {
-            let (client, req) = (&*snapshot, &req);
+            let (client, req, counted) = (&*snapshot, &req, &counted);
             async move {
                 let scope = Scope {
                     site: &req.site.domain,
@@ -331,29 +410,46 @@ pub async fn aggregate(
                     filter: req.filter.as_ref(),
                 };
                 let mut groups =
-                    compute(client, scope, None, Grouping::None, &req.metrics, None).await?;
+                    compute(client, scope, None, Grouping::None, counted, None).await?;
                 let imports = req
                     .add_imports(client, scope, None, Grouping::None, &mut groups)
                     .await?;
-                let total = groups.into_values().next().unwrap_or_default();
-                Ok::<(Group, Imports), ApiError>((total, imports))
+                let total = req.filtered(groups.into_values().next().unwrap_or_default());
+                // What a conversion rate is a share of: the same period without the goal.
+                let base = if req.wants_conversion_rate() {
+                    let scope = req.unfiltered(scope);
+                    let visitors = [Metric::Visitors];
+                    let mut groups =
+                        compute(client, scope, None, Grouping::None, &visitors, None).await?;
+                    req.add_imports(client, scope, None, Grouping::None, &mut groups)
+                        .await?;
+                    groups.into_values().next().unwrap_or_default()
+                } else {
+                    Group::default()
+                };
+                Ok::<(Group, Group, Imports), ApiError>((total, base, imports))
             }
         };
-        let (current, imports) = totals(req.range.from, req.range.to).await?;
+        let (current, current_base, imports) = totals(req.range.from, req.range.to).await?;
         let previous = if compare {
             let length = req.range.to - req.range.from;
-            Some(totals(req.range.from - length, req.range.from).await?.0)
+            let (group, base, _) = totals(req.range.from - length, req.range.from).await?;
+            Some((group, base))
         } else {
             None
+        };
+        let value_of = |metric, group: &Group, base: &Group| match metric {
+            Metric::ConversionRate => goals::conversion_rate(group, base),
+            metric => group.value(metric),
         };
         let results = req
             .metrics
             .iter()
             .map(|&metric| {
-                let value = current.value(metric);
-                let change = previous
-                    .as_ref()
-                    .map(|previous| percent_change(metric, &previous.value(metric), &value));
+                let value = value_of(metric, &current, &current_base);
+                let change = previous.as_ref().map(|(previous, base)| {
+                    percent_change(metric, &value_of(metric, previous, base), &value)
+                });
                 (metric.name().to_string(), AggregateValue { value, change })
             })
             .collect();
@@ -420,6 +516,9 @@ pub async fn timeseries(
     let req = resolve(&state, &owner, &params).await?;
     let interval = parse_interval(interval.interval.as_deref(), req.range.interval)?;
     check_series_length(&req.range, interval).map_err(|e| ApiError::bad_request(e.0))?;
+    if req.wants_conversion_rate() && !req.goal_filter {
+        return Err(goals::needs_goal());
+    }
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
@@ -427,20 +526,34 @@ pub async fn timeseries(
             .await
             .map_err(ApiError::unavailable)?;
         let grouping = Grouping::Time(interval, req.site.timezone);
-        let mut groups =
-            compute(&*snapshot, req.scope(), None, grouping, &req.metrics, None).await?;
+        let counted = req.counted_metrics();
+        let mut groups = compute(&*snapshot, req.scope(), None, grouping, &counted, None).await?;
         let imports = req
             .add_imports(&*snapshot, req.scope(), None, grouping, &mut groups)
             .await?;
+        // Each interval's visitors without the goal: what its conversion rate is a share of.
+        let mut bases = BTreeMap::new();
+        if req.wants_conversion_rate() {
+            let scope = req.unfiltered(req.scope());
+            let visitors = [Metric::Visitors];
+            bases = compute(&*snapshot, scope, None, grouping, &visitors, None).await?;
+            req.add_imports(&*snapshot, scope, None, grouping, &mut bases)
+                .await?;
+        }
+        let bases: BTreeMap<NaiveDateTime, Group> =
+            series(&bases, &req.range, interval).into_iter().collect();
         let results = series(&groups, &req.range, interval)
             .into_iter()
             .map(|(t, group)| {
+                let group = req.filtered(group);
                 let mut metrics = BTreeMap::new();
                 for &metric in &req.metrics {
                     let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
                         && !group.has_visits();
                     let value = if empty {
                         Value::Null
+                    } else if metric == Metric::ConversionRate {
+                        goals::conversion_rate(&group, &bases.get(&t).cloned().unwrap_or_default())
                     } else {
                         group.value(metric)
                     };
@@ -511,33 +624,50 @@ pub async fn breakdown(
     let property = parse_property(requested)?;
     let limit = parse_positive("limit", breakdown.limit.as_deref(), 100, 1000)?;
     let page = parse_positive("page", breakdown.page.as_deref(), 1, usize::MAX)?;
+    let by_goal = property == GOAL;
+    if req.wants_conversion_rate() && !by_goal {
+        return Err(ApiError::bad_request(
+            "metrics: `conversion_rate` in a breakdown is given per goal: break down by \
+             `event:goal`",
+        ));
+    }
     let key = format!("breakdown|{}|{property}|{limit}|{page}", req.cache_key());
+    let counted = req.counted_metrics();
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
         let snapshot = beacon_store::postgres::read_snapshot(&mut client)
             .await
             .map_err(ApiError::unavailable)?;
-        // Imported rows can lift a value the native rows rank low: rank them all then.
-        let top = (!req.with_imported).then(|| page.saturating_mul(limit));
-        let mut groups = compute(
-            &*snapshot,
-            req.scope(),
-            Some(&property),
-            Grouping::Value,
-            &req.metrics,
-            top,
-        )
-        .await?;
-        let imports = req
-            .add_imports(
+        let (groups, imports, base) = if by_goal {
+            goal_groups(&*snapshot, &req, &counted).await?
+        } else {
+            // Imported rows can lift a value the native rows rank low: rank them all then.
+            let top = (!req.with_imported).then(|| page.saturating_mul(limit));
+            let mut groups = compute(
                 &*snapshot,
                 req.scope(),
                 Some(&property),
                 Grouping::Value,
-                &mut groups,
+                &counted,
+                top,
             )
             .await?;
-        let rows = ranked(groups, req.metrics[0]);
+            let imports = req
+                .add_imports(
+                    &*snapshot,
+                    req.scope(),
+                    Some(&property),
+                    Grouping::Value,
+                    &mut groups,
+                )
+                .await?;
+            (groups, imports, Group::default())
+        };
+        let rank_by = match req.metrics[0] {
+            Metric::ConversionRate => Metric::Visitors,
+            metric => metric,
+        };
+        let rows = ranked(groups, rank_by);
         let key = result_key(requested);
         let results = rows
             .into_iter()
@@ -547,7 +677,11 @@ pub async fn breakdown(
                 let mut row = BTreeMap::new();
                 row.insert(key.to_string(), json!(display_value(&property, &value)));
                 for &metric in &req.metrics {
-                    row.insert(metric.name().to_string(), group.value(metric));
+                    let value = match metric {
+                        Metric::ConversionRate => goals::conversion_rate(&group, &base),
+                        metric => group.value(metric),
+                    };
+                    row.insert(metric.name().to_string(), value);
                 }
                 row
             })
@@ -559,6 +693,61 @@ pub async fn breakdown(
     })
     .await?;
     Ok(Json(value))
+}
+
+/// An `event:goal` breakdown: one group per configured goal (or per goal the filter names),
+/// read from its rows, and the visitors of the whole period its conversion rate is a share of.
+async fn goal_groups(
+    client: &impl tokio_postgres::GenericClient,
+    req: &Request,
+    counted: &[Metric],
+) -> Result<(BTreeMap<GroupKey, Group>, Imports, Group), ApiError> {
+    let chosen: Vec<&Goal> = match (&req.filter, req.goal_filter) {
+        (None, _) => req.goals.iter().collect(),
+        (Some(_), true) => req
+            .goals
+            .iter()
+            .filter(|g| req.goal_names.contains(&g.display_name()))
+            .collect(),
+        (Some(f), false) => {
+            return Err(ApiError::bad_request(format!(
+                "filtering by {} while breaking down by event:goal cannot be answered from the \
+                 rollups; filter or break down by one property at a time",
+                f.property
+            )));
+        }
+    };
+    let mut groups = BTreeMap::new();
+    let mut imports = Imports::NotRequested;
+    for goal in chosen {
+        let filter = goals::filter_of(goal);
+        let scope = Scope {
+            filter: Some(&filter),
+            ..req.scope()
+        };
+        let mut found = compute(client, scope, None, Grouping::None, counted, None).await?;
+        imports = req
+            .add_imports(client, scope, None, Grouping::None, &mut found)
+            .await?;
+        let group = found.into_values().next().unwrap_or_default();
+        groups.insert(
+            GroupKey::Value(goal.display_name()),
+            goals::completions(goal, group),
+        );
+    }
+    let scope = Scope {
+        filter: None,
+        ..req.scope()
+    };
+    let visitors = [Metric::Visitors];
+    let mut base = compute(client, scope, None, Grouping::None, &visitors, None).await?;
+    req.add_imports(client, scope, None, Grouping::None, &mut base)
+        .await?;
+    Ok((
+        groups,
+        imports,
+        base.into_values().next().unwrap_or_default(),
+    ))
 }
 
 /// Groups by value, highest `metric` first (ties by value), without empty groups.

@@ -89,6 +89,9 @@ async fn start(
         .to_string();
     for (site, tz) in SITES {
         add_owned_site(&env, site, tz.name(), "truth@example.com");
+        // The goals truth_checks.rs computes conversions for (`Scrolled` is left out on purpose).
+        beacon_ok(&env, &["goal", "add", "--site", site, "--event", "Signup"]);
+        beacon_ok(&env, &["goal", "add", "--site", site, "--page", "/blog/*"]);
     }
     let tokens = site_tokens(&env);
     let collector = format!("http://127.0.0.1:{c}");

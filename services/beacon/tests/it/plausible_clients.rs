@@ -3,6 +3,7 @@
 //! scripts/test into .services/kctl) exports breakdowns; `plausible-mcp` (PyPI, an MCP server
 //! over the Stats API, in .services/plausible-mcp) reads the daily timeseries through its
 //! `get_timeseries` tool, called over MCP's stdio transport by `tests/clients/plausible_mcp_timeseries.py`.
+//! kctl-plausible also reads goals and their conversion rates (an `event:goal` breakdown).
 //!
 //! What could not be used, and why (so nobody tries again blindly): Airbyte's `source-plausible`
 //! 0.1.14 validates `api_url` against a pattern no URL with a scheme matches, so it only ever talks
@@ -195,6 +196,62 @@ async fn a_third_party_plausible_client_reads_the_right_numbers() {
             }
         }
     }
+    // Goals and their conversion rates, through the same client's breakdown export: the goals
+    // the pipeline configured (an event and a page pattern), nothing else (`pageview` and
+    // `Scrolled` are event names, not goals).
+    let answer = kctl(
+        &pipeline,
+        &[
+            "export",
+            "json",
+            site,
+            "--property",
+            "event:goal",
+            "--metrics",
+            "visitors,events,conversion_rate",
+        ],
+    );
+    let exported: BTreeMap<String, Value> = rows(&answer)
+        .into_iter()
+        .map(|r| (r["goal"].as_str().unwrap_or_default().to_string(), r))
+        .collect();
+    let counted: Vec<&Hit> = hits
+        .iter()
+        .copied()
+        .filter(|h| h.name != "engagement")
+        .collect();
+    let everyone: BTreeSet<usize> = counted.iter().map(|h| h.visitor).collect();
+    let mut by_goal: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
+    for h in &counted {
+        match h.name.as_str() {
+            "Signup" => by_goal.entry("Signup").or_default().push(h),
+            "pageview" if h.path.starts_with("/blog/") => {
+                by_goal.entry("Visit /blog/*").or_default().push(h)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        exported.keys().map(String::as_str).collect::<Vec<_>>(),
+        by_goal.keys().copied().collect::<Vec<_>>(),
+        "{answer}"
+    );
+    for (goal, group) in &by_goal {
+        let converted: BTreeSet<usize> = group.iter().map(|h| h.visitor).collect();
+        let rate = converted.len() as f64 * 100.0 / everyone.len() as f64;
+        assert_eq!(
+            exported[*goal]["visitors"],
+            json!(converted.len()),
+            "{goal}"
+        );
+        assert_eq!(exported[*goal]["events"], json!(group.len()), "{goal}");
+        assert_eq!(
+            exported[*goal]["conversion_rate"],
+            json!((rate * 100.0).round() / 100.0),
+            "{goal}: {answer}"
+        );
+    }
+
     // plausible-mcp's get_timeseries: visitors per local day of the last 30 days.
     let answer = plausible_mcp_timeseries(&pipeline, site, "30d");
     let points = answer["timeseries"].as_array().cloned().unwrap_or_default();

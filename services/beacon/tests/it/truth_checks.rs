@@ -149,6 +149,32 @@ fn aggregate_values(body: &Value) -> Value {
     Value::Object(values)
 }
 
+/// The goal a hit completes among those the ground-truth pipeline configures: the event
+/// `Signup`, and page views of `/blog/*` (named `Visit /blog/*`).
+fn goal_of(h: &Hit) -> Option<String> {
+    match h.name.as_str() {
+        "Signup" => Some("Signup".into()),
+        "pageview" if h.path.starts_with("/blog/") => Some("Visit /blog/*".into()),
+        _ => None,
+    }
+}
+
+/// Distinct visitors among hits, engagement pings aside (they make no visitor of a row).
+fn distinct_visitors<'a>(hits: impl Iterator<Item = &'a Hit>) -> usize {
+    hits.filter(|h| h.name != "engagement")
+        .map(|h| h.visitor)
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// Plausible's conversion rate: a percentage with two decimals, 0 without visitors.
+fn conversion_rate(converted: usize, visitors: usize) -> Value {
+    if visitors == 0 {
+        return json!(0.0);
+    }
+    json!(((converted as f64 * 100.0 / visitors as f64) * 100.0).round() / 100.0)
+}
+
 fn shown(property: &str, value: &str) -> String {
     match (property, value) {
         ("visit:source", "") => "Direct / None".into(),
@@ -446,7 +472,8 @@ pub async fn verify_days(
             // Breakdowns by event properties.
             let event_properties: [(&str, &str, ValueOf); 3] = [
                 ("event:page", "page", &|h: &Hit| Some(h.path.clone())),
-                ("event:goal", "goal", &|h: &Hit| Some(h.name.clone())),
+                // The goals the pipeline configured (ground_truth.rs): an event and a page pattern.
+                ("event:goal", "goal", &|h: &Hit| goal_of(h)),
                 ("event:props:plan", "plan", &|h: &Hit| {
                     h.props.get("plan").cloned()
                 }),
@@ -504,6 +531,48 @@ pub async fn verify_days(
                     )
                     .await;
             }
+
+            // Conversion rates: a goal's visitors over the period's, per goal and with a filter.
+            let site_visitors = distinct_visitors(hits.iter().copied());
+            let mut by_goal: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
+            for h in hits.iter().copied() {
+                if let Some(goal) = goal_of(h) {
+                    by_goal.entry(goal).or_default().push(h);
+                }
+            }
+            let expected: BTreeMap<String, BTreeMap<&'static str, Value>> = by_goal
+                .iter()
+                .map(|(goal, group)| {
+                    let visitors = distinct_visitors(group.iter().copied());
+                    let m = BTreeMap::from([
+                        ("visitors", json!(visitors)),
+                        ("events", json!(group.len())),
+                        ("conversion_rate", conversion_rate(visitors, site_visitors)),
+                    ]);
+                    (goal.clone(), m)
+                })
+                .collect();
+            for (goal, metrics) in &expected {
+                let body = checker
+                    .get(&format!(
+                        "/api/v1/stats/aggregate?site_id={site}&{period}&metrics=visitors,events,conversion_rate&filters=event:goal%3D%3D{}",
+                        goal.replace(' ', "%20").replace('/', "%2F").replace('*', "%2A")
+                    ))
+                    .await;
+                checker.compare(
+                    &format!("{what} aggregate event:goal=={goal}"),
+                    &aggregate_values(&body),
+                    metrics,
+                );
+            }
+            checker
+                .breakdown(
+                    &format!("{what} breakdown event:goal conversion_rate"),
+                    &format!("/api/v1/stats/breakdown?site_id={site}&{period}&property=event:goal&metrics=visitors,events,conversion_rate"),
+                    "goal",
+                    expected,
+                )
+                .await;
 
             // Filters: `==`, `!=`, `|` on a visit property; a `*` wildcard on pages.
             type VisitTest<'a> = &'a dyn Fn(&ExpectedVisit) -> bool;
