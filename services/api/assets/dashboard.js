@@ -17,6 +17,7 @@ const PANELS = [
   ["visit:browser", "Browsers", "browser"],
   ["visit:os", "Operating systems", "os"],
   ["visit:device", "Devices", "device"],
+  ["event:goal", "Goals", "goal"],
 ];
 
 const state = { site: null, period: "30d", filter: null, withImported: false };
@@ -141,18 +142,22 @@ async function loadChart() {
 async function loadPanel([property, title, key]) {
   const panel = el("div", { class: "panel", "data-panel": property }, el("h2", {}, title));
   try {
-    const params = { property, limit: "10" };
+    const goals = property === "event:goal";
+    // Goals show their conversion rate: the share of the period's visitors who completed them.
+    const params = goals ? { property, limit: "10", metrics: "visitors,conversion_rate" } : { property, limit: "10" };
     if (state.filter && state.filter.property !== property) {
       panel.append(el("p", { class: "note" }, `Not available while filtering by ${state.filter.property}: Beacon's rollups break down one property at a time.`));
       return panel;
     }
     const body = await api("/api/v1/stats/breakdown", params);
-    if (body.results.length === 0) panel.append(el("p", { class: "note" }, "Nothing yet"));
+    if (body.results.length === 0) panel.append(el("p", { class: "note" }, goals ? "No conversions (goals are set with `beacon goal add`)" : "Nothing yet"));
     const top = Math.max(1, ...body.results.map((r) => r.visitors));
     for (const row of body.results) {
       const line = el("div", { class: "row", "data-property": property, "data-value": row[key], "data-visitors": String(row.visitors), title: "Filter by this" },
         el("div", { class: "bar", style: `width:${(100 * row.visitors) / top}%` }),
-        el("span", {}, row[key]), el("span", {}, row.visitors.toLocaleString()));
+        el("span", {}, row[key]),
+        el("span", {}, goals ? `${row.visitors.toLocaleString()} · ${row.conversion_rate}%` : row.visitors.toLocaleString()));
+      if (goals) line.dataset.conversionRate = String(row.conversion_rate);
       line.addEventListener("click", () => {
         // Shown names ("(none)", "Direct / None") are valid filter values too.
         state.filter = { property, value: row[key] };

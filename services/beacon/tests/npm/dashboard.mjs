@@ -74,6 +74,14 @@ try {
     fail(`top pages: dashboard ${JSON.stringify(pagesShown)}, API ${JSON.stringify(pages.results)}`);
   }
 
+  // The goals panel: the configured goals with the API's visitors and conversion rates.
+  const goalsShown = await page.$$eval('[data-panel="event:goal"] .row', (rows) => rows.map((r) => [r.dataset.value, Number(r.dataset.visitors), Number(r.dataset.conversionRate)]));
+  const goals = await api(`/api/v1/stats/breakdown?site_id=${BEACON_SITE}&period=${period}&property=event:goal&metrics=visitors,conversion_rate&limit=10`);
+  if (goals.results.length === 0) fail("no goal conversions: the test has no goal data");
+  if (JSON.stringify(goalsShown) !== JSON.stringify(goals.results.map((r) => [r.goal, r.visitors, r.conversion_rate]))) {
+    fail(`goals: dashboard ${JSON.stringify(goalsShown)}, API ${JSON.stringify(goals.results)}`);
+  }
+
   // Click the top source: the numbers become those of the filter.
   const source = await page.$eval('[data-panel="visit:source"] .row', (r) => r.dataset.value);
   await page.click('[data-panel="visit:source"] .row');
