@@ -8,12 +8,11 @@ use std::time::Duration;
 use fred::prelude::*;
 
 use crate::common::{
-    Beacon, Namespace, add_owned_site, beacon_ok, free_port, publish_events, redis_url,
-    stream_events, wait_ready,
+    Beacon, Namespace, beacon_ok, free_port, publish_events, redis_url, stream_events, wait_ready,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
 use crate::ground_truth::{
-    count, geoip_db, send_chunk, site_tokens, wait_applied, wait_visits_closed,
+    add_truth_site, count, geoip_db, send_chunk, site_tokens, wait_applied, wait_visits_closed,
 };
 use crate::truth_checks::verify;
 use beacon_testkit::PrivatePostgres;
@@ -146,7 +145,7 @@ async fn kills_and_a_postgres_restart_leave_every_number_right() {
         .trim()
         .to_string();
     for (site, tz) in SITES {
-        add_owned_site(&env, site, tz.name(), "faults@example.com");
+        add_truth_site(&env, site, tz.name(), "faults@example.com");
     }
     let tokens = site_tokens(&env);
     let mut front = Beacon::spawn(&env, &["collector"]);

@@ -27,11 +27,10 @@ use tokio::sync::Mutex;
 
 use crate::chaos_fleet::{Fleet, Role};
 use crate::common::{
-    Namespace, PrivateMongo, PrivateNats, add_owned_site, beacon_ok, env_or, free_port, test_event,
-    wait_all_acked,
+    Namespace, PrivateMongo, PrivateNats, beacon_ok, env_or, free_port, test_event, wait_all_acked,
 };
 use crate::dataset::{Hit, Rng, SITES, generate};
-use crate::ground_truth::{count, geoip_db, site_tokens, wait_visits_closed};
+use crate::ground_truth::{add_truth_site, count, geoip_db, site_tokens, wait_visits_closed};
 use crate::truth_checks::verify;
 use beacon_testkit::PrivatePostgres;
 
@@ -248,7 +247,7 @@ async fn chaos_loses_nothing_and_counts_nothing_twice() {
         .map(|(s, tz)| (*s, tz.name()))
         .chain([(BROWSER_SITE, "UTC")])
     {
-        add_owned_site(&env, site, tz, "chaos@example.com");
+        add_truth_site(&env, site, tz, "chaos@example.com");
     }
     let tokens = site_tokens(&env);
     let mut fleet = Fleet::start(&env, &http, &collector, &api).await;

@@ -88,10 +88,7 @@ async fn start(
         .trim()
         .to_string();
     for (site, tz) in SITES {
-        add_owned_site(&env, site, tz.name(), "truth@example.com");
-        // The goals truth_checks.rs computes conversions for (`Scrolled` is left out on purpose).
-        beacon_ok(&env, &["goal", "add", "--site", site, "--event", "Signup"]);
-        beacon_ok(&env, &["goal", "add", "--site", site, "--page", "/blog/*"]);
+        add_truth_site(&env, site, tz.name(), "truth@example.com");
     }
     let tokens = site_tokens(&env);
     let collector = format!("http://127.0.0.1:{c}");
@@ -116,6 +113,14 @@ async fn start(
         process,
         roles,
     }
+}
+
+/// Registers a dataset site for `owner` with the goals truth_checks.rs computes conversions for
+/// (`Signup` and `/blog/*`; `Scrolled` is left out on purpose).
+pub fn add_truth_site(env: &HashMap<String, String>, site: &str, tz: &str, owner: &str) {
+    add_owned_site(env, site, tz, owner);
+    beacon_ok(env, &["goal", "add", "--site", site, "--event", "Signup"]);
+    beacon_ok(env, &["goal", "add", "--site", site, "--page", "/blog/*"]);
 }
 
 /// `beacon token create` for each of the dataset's sites.
