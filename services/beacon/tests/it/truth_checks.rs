@@ -446,6 +446,42 @@ pub async fn verify_days(
                 checker.compare(&format!("{what} timeseries {label}"), &point, &expected);
             }
 
+            // A goal's series: its visitors, conversions and conversion rate in every interval.
+            let goal_series = checker
+                .get(&format!(
+                    "/api/v1/stats/timeseries?site_id={site}&{period}&interval={interval}&metrics=visitors,events,conversion_rate&filters=event:goal%3D%3DVisit%20%2Fblog%2F%2A"
+                ))
+                .await;
+            let goal_points = goal_series["results"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for (i, (label, start)) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).map_or(to, |s| s.1);
+                let (h, _) = truth.in_range(*start, end);
+                let converted: Vec<&Hit> = h
+                    .iter()
+                    .copied()
+                    .filter(|h| goal_of(h).as_deref() == Some("Visit /blog/*"))
+                    .collect();
+                let visitors = distinct_visitors(converted.iter().copied());
+                let expected = BTreeMap::from([
+                    ("date", json!(label)),
+                    ("visitors", json!(visitors)),
+                    ("events", json!(converted.len())),
+                    (
+                        "conversion_rate",
+                        conversion_rate(visitors, distinct_visitors(h.iter().copied())),
+                    ),
+                ]);
+                let point = goal_points.get(i).cloned().unwrap_or_default();
+                checker.compare(
+                    &format!("{what} goal timeseries {label}"),
+                    &point,
+                    &expected,
+                );
+            }
+
             // Breakdowns by every visit property.
             for property in VISIT_PROPERTIES {
                 let mut groups: BTreeMap<String, Vec<&ExpectedVisit>> = BTreeMap::new();
