@@ -159,6 +159,16 @@ fn goal_of(h: &Hit) -> Option<String> {
     }
 }
 
+/// Whether a hit counts its visitor for `goal`: as [`goal_of`], except that a page goal counts the
+/// visitors of every event on its pages, as Beacon reads them from the page rows (ARCHITECTURE.md,
+/// "what is approximate": a custom event on a blog page in another hour than its page view).
+fn reaches(h: &Hit, goal: &str) -> bool {
+    match goal {
+        "Visit /blog/*" => h.name != "engagement" && h.path.starts_with("/blog/"),
+        _ => goal_of(h).as_deref() == Some(goal),
+    }
+}
+
 /// Distinct visitors among hits, engagement pings aside (they make no visitor of a row).
 fn distinct_visitors<'a>(hits: impl Iterator<Item = &'a Hit>) -> usize {
     hits.filter(|h| h.name != "engagement")
@@ -459,16 +469,14 @@ pub async fn verify_days(
             for (i, (label, start)) in starts.iter().enumerate() {
                 let end = starts.get(i + 1).map_or(to, |s| s.1);
                 let (h, _) = truth.in_range(*start, end);
-                let converted: Vec<&Hit> = h
-                    .iter()
-                    .copied()
-                    .filter(|h| goal_of(h).as_deref() == Some("Visit /blog/*"))
-                    .collect();
-                let visitors = distinct_visitors(converted.iter().copied());
+                let goal = Some("Visit /blog/*");
+                let converted = h.iter().filter(|h| goal_of(h).as_deref() == goal).count();
+                let visitors =
+                    distinct_visitors(h.iter().copied().filter(|h| reaches(h, "Visit /blog/*")));
                 let expected = BTreeMap::from([
                     ("date", json!(label)),
                     ("visitors", json!(visitors)),
-                    ("events", json!(converted.len())),
+                    ("events", json!(converted)),
                     (
                         "conversion_rate",
                         conversion_rate(visitors, distinct_visitors(h.iter().copied())),
@@ -506,10 +514,9 @@ pub async fn verify_days(
             }
 
             // Breakdowns by event properties.
-            let event_properties: [(&str, &str, ValueOf); 3] = [
+            // (`event:goal` is checked with the conversion rates below.)
+            let event_properties: [(&str, &str, ValueOf); 2] = [
                 ("event:page", "page", &|h: &Hit| Some(h.path.clone())),
-                // The goals the pipeline configured (ground_truth.rs): an event and a page pattern.
-                ("event:goal", "goal", &|h: &Hit| goal_of(h)),
                 ("event:props:plan", "plan", &|h: &Hit| {
                     h.props.get("plan").cloned()
                 }),
@@ -579,7 +586,8 @@ pub async fn verify_days(
             let expected: BTreeMap<String, BTreeMap<&'static str, Value>> = by_goal
                 .iter()
                 .map(|(goal, group)| {
-                    let visitors = distinct_visitors(group.iter().copied());
+                    let visitors =
+                        distinct_visitors(hits.iter().copied().filter(|h| reaches(h, goal)));
                     let m = BTreeMap::from([
                         ("visitors", json!(visitors)),
                         ("events", json!(group.len())),
