@@ -30,7 +30,7 @@ pub fn filter_of(goal: &Goal) -> Filter {
 }
 
 /// The configured goals an `event:goal==a|b` filter names, each checked to exist.
-pub fn named<'a>(goals: &'a [Goal], filter: &Filter) -> Result<Vec<&'a Goal>, ApiError> {
+pub fn named(goals: &[Goal], filter: &Filter) -> Result<Vec<Goal>, ApiError> {
     let ValueMatch::In(names) = &filter.values else {
         return Err(ApiError::bad_request(
             "`event:goal!=…` is not supported: filter on the goals to include (`event:goal==a|b`)",
@@ -42,6 +42,7 @@ pub fn named<'a>(goals: &'a [Goal], filter: &Filter) -> Result<Vec<&'a Goal>, Ap
             goals
                 .iter()
                 .find(|goal| goal.display_name() == *name)
+                .cloned()
                 .ok_or_else(|| {
                     ApiError::bad_request(format!(
                         "filters: the site has no goal named `{name}` (`beacon goal list` lists \
@@ -52,11 +53,11 @@ pub fn named<'a>(goals: &'a [Goal], filter: &Filter) -> Result<Vec<&'a Goal>, Ap
         .collect()
 }
 
-/// An `event:goal` filter as the rollup filter it means: its goals must be all events or all
-/// pages of one kind of pattern, since one rollup property answers a filter.
-pub fn rollup_filter(goals: &[Goal], filter: &Filter) -> Result<Filter, ApiError> {
-    let chosen = named(goals, filter)?;
-    let mut filters = chosen.iter().map(|goal| filter_of(goal));
+/// The rollup filter that selects the completions of any of `chosen` (the goals an
+/// `event:goal` filter [`named`]): they must be all events or all pages of one kind of pattern,
+/// since one rollup property answers a filter.
+pub fn rollup_filter(chosen: &[Goal]) -> Result<Filter, ApiError> {
+    let mut filters = chosen.iter().map(filter_of);
     let Some(mut merged) = filters.next() else {
         return Err(ApiError::bad_request(
             "filters: `event:goal==` names no goal",
@@ -129,33 +130,35 @@ mod tests {
         ]
     }
 
+    fn rollup_filter_of(names: &[&str]) -> Result<Filter, ApiError> {
+        rollup_filter(&named(&goals(), &goal_filter(names))?)
+    }
+
     #[test]
     fn event_goals_read_event_names_and_page_goals_their_pages() {
-        let f = rollup_filter(&goals(), &goal_filter(&["Signup", "Purchase"])).expect("events");
+        let f = rollup_filter_of(&["Signup", "Purchase"]).expect("events");
         assert_eq!(f.property, "event:name");
         assert_eq!(
             f.values,
             ValueMatch::In(vec!["Signup".into(), "Purchase".into()])
         );
-        let f = rollup_filter(&goals(), &goal_filter(&["Visit /blog/*"])).expect("pattern");
+        let f = rollup_filter_of(&["Visit /blog/*"]).expect("pattern");
         assert_eq!(f.property, "event:page");
         assert_eq!(f.values, ValueMatch::Like(vec!["/blog/%".into()]));
-        let f = rollup_filter(&goals(), &goal_filter(&["Visit /pricing"])).expect("path");
+        let f = rollup_filter_of(&["Visit /pricing"]).expect("path");
         assert_eq!(f.values, ValueMatch::In(vec!["/pricing".into()]));
     }
 
     #[test]
     fn unknown_mixed_and_negated_goal_filters_are_refused_by_name() {
-        let unknown = rollup_filter(&goals(), &goal_filter(&["pageview"])).unwrap_err();
+        let unknown = rollup_filter_of(&["pageview"]).unwrap_err();
         assert!(format!("{unknown:?}").contains("`pageview`"), "{unknown:?}");
-        assert!(rollup_filter(&goals(), &goal_filter(&["Signup", "Visit /pricing"])).is_err());
-        assert!(
-            rollup_filter(&goals(), &goal_filter(&["Visit /blog/*", "Visit /pricing"])).is_err()
-        );
+        assert!(rollup_filter_of(&["Signup", "Visit /pricing"]).is_err());
+        assert!(rollup_filter_of(&["Visit /blog/*", "Visit /pricing"]).is_err());
         let negated = Filter {
             property: GOAL.into(),
             values: ValueMatch::NotIn(vec!["Signup".into()]),
         };
-        assert!(rollup_filter(&goals(), &negated).is_err());
+        assert!(named(&goals(), &negated).is_err());
     }
 }

@@ -162,11 +162,10 @@ struct Request {
     metrics: Vec<Metric>,
     /// The filter as the rollups read it (an `event:goal` filter resolved to its goals' rows).
     filter: Option<Filter>,
-    /// Whether the filter was on goals: `conversion_rate` is defined then.
-    goal_filter: bool,
-    /// The goals an `event:goal` filter named.
-    goal_names: Vec<String>,
-    /// The site's configured goals.
+    /// The goals an `event:goal` filter named (`None`: no filter on goals). `conversion_rate`
+    /// is defined with one.
+    goal_filter: Option<Vec<Goal>>,
+    /// The site's configured goals, read only for a query about goals.
     goals: Vec<Goal>,
     /// Add the imported layer where the query allows (`with_imported=true`).
     with_imported: bool,
@@ -203,17 +202,12 @@ impl Request {
         }
     }
 
-    /// A group of what the filter selects: a page goal's conversions are its page views.
+    /// A group of what the filter selects: a page goal's conversions are its page views (the
+    /// goals of one filter are all of one kind).
     fn filtered(&self, group: Group) -> Group {
-        let page_goal = self.goal_filter
-            && self
-                .filter
-                .as_ref()
-                .is_some_and(|f| f.property == "event:page");
-        if page_goal {
-            group.page_views_only()
-        } else {
-            group
+        match self.goal_filter.as_deref() {
+            Some([goal, ..]) => goals::completions(goal, group),
+            _ => group,
         }
     }
 
@@ -221,12 +215,26 @@ impl Request {
         self.metrics.contains(&Metric::ConversionRate)
     }
 
-    /// The same scope without the goal filter: what a conversion rate is a share of.
-    fn unfiltered<'a>(&self, scope: Scope<'a>) -> Scope<'a> {
-        Scope {
-            filter: if self.goal_filter { None } else { scope.filter },
+    /// The visitors of `scope` without its goal filter, imports added where asked: what a
+    /// conversion rate is a share of.
+    async fn base_visitors(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        scope: Scope<'_>,
+        grouping: Grouping,
+    ) -> Result<BTreeMap<GroupKey, Group>, ApiError> {
+        let scope = Scope {
+            filter: if self.goal_filter.is_some() {
+                None
+            } else {
+                scope.filter
+            },
             ..scope
-        }
+        };
+        let mut groups = compute(client, scope, None, grouping, &[Metric::Visitors], None).await?;
+        self.add_imports(client, scope, None, grouping, &mut groups)
+            .await?;
+        Ok(groups)
     }
 
     /// Adds the imported rows of `scope` to `groups` if asked and the query allows.
@@ -283,10 +291,13 @@ pub async fn site_and_range(
     Ok((site, period, range))
 }
 
+/// `by_goal`: the query breaks down by `event:goal`, so it needs the site's goals even without a
+/// goal filter.
 async fn resolve(
     state: &AppState,
     owner: &Owner,
     params: &StatsParams,
+    by_goal: bool,
 ) -> Result<Request, ApiError> {
     let (site, _, range) = site_and_range(
         state,
@@ -306,21 +317,22 @@ async fn resolve(
         .collect::<Result<Vec<_>, _>>()?;
     let filter = parse_filters(params.filters.as_deref())?;
     let with_imported = parse_with_imported(params.with_imported.as_deref())?;
-    let client = state.pool.get().await.map_err(ApiError::unavailable)?;
-    let goals = beacon_store::goals::list(&**client, &site.domain)
-        .await
-        .map_err(ApiError::unavailable)?;
-    let goal_filter = goals::is_goal_filter(filter.as_ref());
-    let mut goal_names = Vec::new();
-    let filter = match filter {
-        Some(f) if goal_filter => {
-            goal_names = goals::named(&goals, &f)?
-                .iter()
-                .map(|g| g.display_name())
-                .collect();
-            Some(goals::rollup_filter(&goals, &f)?)
+    // Only a query about goals reads them: the others answer from the cache without it.
+    let on_goals = goals::is_goal_filter(filter.as_ref());
+    let goals = if on_goals || by_goal {
+        let client = state.pool.get().await.map_err(ApiError::unavailable)?;
+        beacon_store::goals::list(&**client, &site.domain)
+            .await
+            .map_err(ApiError::unavailable)?
+    } else {
+        Vec::new()
+    };
+    let (filter, goal_filter) = match filter {
+        Some(f) if on_goals => {
+            let chosen = goals::named(&goals, &f)?;
+            (Some(goals::rollup_filter(&chosen)?), Some(chosen))
         }
-        other => other,
+        other => (other, None),
     };
     Ok(Request {
         site,
@@ -328,7 +340,6 @@ async fn resolve(
         metrics,
         filter,
         goal_filter,
-        goal_names,
         goals,
         with_imported,
     })
@@ -379,7 +390,7 @@ pub async fn aggregate(
     ApiQuery(params): ApiQuery<StatsParams>,
     ApiQuery(compare): ApiQuery<CompareParams>,
 ) -> Result<Json<AggregateAnswer>, ApiError> {
-    let req = resolve(&state, &owner, &params).await?;
+    let req = resolve(&state, &owner, &params, false).await?;
     let compare = match compare.compare.as_deref() {
         None | Some("") => false,
         Some("previous_period") => true,
@@ -389,7 +400,7 @@ pub async fn aggregate(
             )));
         }
     };
-    if req.wants_conversion_rate() && !req.goal_filter {
+    if req.wants_conversion_rate() && req.goal_filter.is_none() {
         return Err(goals::needs_goal());
     }
     let key = format!("aggregate|{}|{compare}", req.cache_key());
@@ -417,12 +428,7 @@ pub async fn aggregate(
                 let total = req.filtered(groups.into_values().next().unwrap_or_default());
                 // What a conversion rate is a share of: the same period without the goal.
                 let base = if req.wants_conversion_rate() {
-                    let scope = req.unfiltered(scope);
-                    let visitors = [Metric::Visitors];
-                    let mut groups =
-                        compute(client, scope, None, Grouping::None, &visitors, None).await?;
-                    req.add_imports(client, scope, None, Grouping::None, &mut groups)
-                        .await?;
+                    let groups = req.base_visitors(client, scope, Grouping::None).await?;
                     groups.into_values().next().unwrap_or_default()
                 } else {
                     Group::default()
@@ -513,10 +519,10 @@ pub async fn timeseries(
     ApiQuery(params): ApiQuery<StatsParams>,
     ApiQuery(interval): ApiQuery<IntervalParams>,
 ) -> Result<Json<TimeseriesAnswer>, ApiError> {
-    let req = resolve(&state, &owner, &params).await?;
+    let req = resolve(&state, &owner, &params, false).await?;
     let interval = parse_interval(interval.interval.as_deref(), req.range.interval)?;
     check_series_length(&req.range, interval).map_err(|e| ApiError::bad_request(e.0))?;
-    if req.wants_conversion_rate() && !req.goal_filter {
+    if req.wants_conversion_rate() && req.goal_filter.is_none() {
         return Err(goals::needs_goal());
     }
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
@@ -532,14 +538,11 @@ pub async fn timeseries(
             .add_imports(&*snapshot, req.scope(), None, grouping, &mut groups)
             .await?;
         // Each interval's visitors without the goal: what its conversion rate is a share of.
-        let mut bases = BTreeMap::new();
-        if req.wants_conversion_rate() {
-            let scope = req.unfiltered(req.scope());
-            let visitors = [Metric::Visitors];
-            bases = compute(&*snapshot, scope, None, grouping, &visitors, None).await?;
-            req.add_imports(&*snapshot, scope, None, grouping, &mut bases)
-                .await?;
-        }
+        let bases = if req.wants_conversion_rate() {
+            req.base_visitors(&*snapshot, req.scope(), grouping).await?
+        } else {
+            BTreeMap::new()
+        };
         let bases: BTreeMap<NaiveDateTime, Group> =
             series(&bases, &req.range, interval).into_iter().collect();
         let results = series(&groups, &req.range, interval)
@@ -617,7 +620,8 @@ pub async fn breakdown(
     ApiQuery(params): ApiQuery<StatsParams>,
     ApiQuery(breakdown): ApiQuery<BreakdownParams>,
 ) -> Result<Json<BreakdownAnswer>, ApiError> {
-    let req = resolve(&state, &owner, &params).await?;
+    let asks_goals = breakdown.property.as_deref().map(str::trim) == Some(GOAL);
+    let req = resolve(&state, &owner, &params, asks_goals).await?;
     let requested = breakdown.property.as_deref().ok_or_else(|| {
         ApiError::bad_request("The `property` parameter is required for breakdown")
     })?;
@@ -702,14 +706,10 @@ async fn goal_groups(
     req: &Request,
     counted: &[Metric],
 ) -> Result<(BTreeMap<GroupKey, Group>, Imports, Group), ApiError> {
-    let chosen: Vec<&Goal> = match (&req.filter, req.goal_filter) {
-        (None, _) => req.goals.iter().collect(),
-        (Some(_), true) => req
-            .goals
-            .iter()
-            .filter(|g| req.goal_names.contains(&g.display_name()))
-            .collect(),
-        (Some(f), false) => {
+    let chosen = match (&req.filter, &req.goal_filter) {
+        (_, Some(named)) => named,
+        (None, None) => &req.goals,
+        (Some(f), None) => {
             return Err(ApiError::bad_request(format!(
                 "filtering by {} while breaking down by event:goal cannot be answered from the \
                  rollups; filter or break down by one property at a time",
@@ -735,19 +735,15 @@ async fn goal_groups(
             goals::completions(goal, group),
         );
     }
-    let scope = Scope {
-        filter: None,
-        ..req.scope()
+    let base = if req.wants_conversion_rate() {
+        let groups = req
+            .base_visitors(client, req.scope(), Grouping::None)
+            .await?;
+        groups.into_values().next().unwrap_or_default()
+    } else {
+        Group::default()
     };
-    let visitors = [Metric::Visitors];
-    let mut base = compute(client, scope, None, Grouping::None, &visitors, None).await?;
-    req.add_imports(client, scope, None, Grouping::None, &mut base)
-        .await?;
-    Ok((
-        groups,
-        imports,
-        base.into_values().next().unwrap_or_default(),
-    ))
+    Ok((groups, imports, base))
 }
 
 /// Groups by value, highest `metric` first (ties by value), without empty groups.
