@@ -19,6 +19,7 @@ mod duplicates;
 mod e2e;
 mod envelope_fuzz;
 mod fuzz;
+mod goals;
 mod ground_truth;
 mod hostile_corpus;
 mod import;
