@@ -75,17 +75,6 @@ pub fn openapi() -> OpenApi {
         })
         .collect(),
     );
-    // The health checks answer without credentials.
-    for path in ["/healthz", "/readyz"] {
-        if let Some(get) = document
-            .paths
-            .paths
-            .get_mut(path)
-            .and_then(|item| item.get.as_mut())
-        {
-            get.security = Some(vec![SecurityRequirement::default()]);
-        }
-    }
     document
 }
 

@@ -46,7 +46,7 @@ pub fn public_health_routes() -> OpenApiRouter<AdminState> {
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 async fn public_healthz() -> &'static str {
     "ok\n"
@@ -63,7 +63,7 @@ async fn healthz(State(state): State<AdminState>) -> Response {
 }
 
 /// Whether the process takes new work: `503` once it drains for a shutdown.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses(
     (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
     (status = 503, description = "`draining`", body = String, content_type = "text/plain"),
 ))]
