@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
                 site: IMPORTED.into(),
                 format: beacon_backfill::import::EventFormat::Ndjson,
                 progress: false,
+                max_rate: None,
             },
         )
         .await?;

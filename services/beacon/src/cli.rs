@@ -101,6 +101,10 @@ pub enum Command {
         /// Print the summary as JSON
         #[arg(long)]
         json: bool,
+        /// Hand at most this many events a second to the stream, so that live traffic keeps
+        /// its room while history is imported (events; NDJSON and GoatCounter only)
+        #[arg(long, value_name = "EVENTS_PER_SECOND")]
+        max_rate: Option<std::num::NonZeroU32>,
     },
     /// A site's raw events from the archive as NDJSON import lines, or its daily aggregates as
     /// Plausible's CSV export zip (to stdout, or -o FILE)

@@ -156,12 +156,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             site,
             format,
             json,
+            max_rate,
         } => {
             use beacon_backfill::import::EventFormat;
             let format = match format {
                 cli::ImportFormat::Ndjson => EventFormat::Ndjson,
                 cli::ImportFormat::GoatcounterCsv => EventFormat::GoatcounterCsv,
                 cli::ImportFormat::PlausibleCsv => {
+                    anyhow::ensure!(
+                        max_rate.is_none(),
+                        "--max-rate: a Plausible export is imported as daily aggregates, not \
+                         events; it applies to ndjson and goatcounter-csv"
+                    );
                     let request = beacon_backfill::plausible_csv::import::AggregateImportRequest {
                         files,
                         site,
@@ -175,6 +181,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 site,
                 format,
                 progress: !json,
+                max_rate,
             };
             return backfill::import(&config, &request, json).await;
         }

@@ -64,6 +64,9 @@ pub struct ImportRequest {
     pub site: String,
     pub format: EventFormat,
     pub progress: bool,
+    /// At most this many events a second handed to the stream (none: as fast as it goes), so
+    /// that a large backfill leaves the aggregator room for live traffic.
+    pub max_rate: Option<std::num::NonZeroU32>,
 }
 
 /// One rejected line.
@@ -160,6 +163,7 @@ async fn import_files(
         ids: LineIds::default(),
         seen: HashSet::new(),
         pending: Vec::with_capacity(BATCH),
+        pace: request.max_rate.map(Pace::new),
         user_agents: UserAgents::default(),
         summary: ImportSummary {
             site: domain,
@@ -306,8 +310,30 @@ struct Run<'a> {
     /// Ids seen in this run (an explicit id repeated in the files is one event).
     seen: HashSet<EventId>,
     pending: Vec<Event>,
+    pace: Option<Pace>,
     user_agents: UserAgents,
     summary: ImportSummary,
+}
+
+/// Holds an import to a number of events a second, on average since it started.
+struct Pace {
+    per_second: std::num::NonZeroU32,
+    started: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(per_second: std::num::NonZeroU32) -> Self {
+        Self {
+            per_second,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until `events` handed over so far are within the rate.
+    async fn after(&self, events: u64) {
+        let due = Duration::from_secs_f64(events as f64 / f64::from(self.per_second.get()));
+        tokio::time::sleep_until(self.started + due).await;
+    }
 }
 
 /// User agents already classified in this run: history repeats a few thousand of them, and
@@ -531,6 +557,9 @@ impl Run<'_> {
         let stored: Vec<uuid::Uuid> = fresh.iter().map(|e| e.id.as_uuid()).collect();
         imports::record_imported(&**client, self.site_id, &stored).await?;
         self.summary.imported += stored.len() as u64;
+        if let Some(pace) = &self.pace {
+            pace.after(self.summary.imported).await;
+        }
         Ok(())
     }
 }
@@ -545,6 +574,16 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_pace_waits_until_the_events_are_within_the_rate() {
+        let pace = Pace::new(std::num::NonZeroU32::new(10_000).expect("non-zero"));
+        pace.after(1_000).await;
+        assert!(
+            pace.started.elapsed() >= Duration::from_millis(100),
+            "1,000 events at 10,000 a second take 100 ms at least"
+        );
+    }
 
     #[test]
     fn long_lines_are_cut_and_the_next_line_reads_whole() {

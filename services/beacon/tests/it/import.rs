@@ -94,10 +94,13 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
     let pool = pipeline.ns.pg().await;
     let started = std::time::Instant::now();
 
-    // The first site's import is killed halfway, then run again to the end.
+    // The first site's import is killed halfway, then run again to the end. Held to 200 events
+    // a second (5 s a batch) and stopped once its first batch is in, it is still running while
+    // operators look, however fast the machine.
     let (first, _) = SITES[0];
     let mut child = Command::new(env!("CARGO_BIN_EXE_beacon"))
         .args(["import", &files[first].to_string_lossy(), "--site", first])
+        .args(["--max-rate", "200"])
         .envs(&pipeline.env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -108,6 +111,10 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
         .iter()
         .filter(|h| h.site == first && !h.bot)
         .count();
+    assert!(
+        lines_of_first > 2_000,
+        "{lines_of_first} lines: more than two batches"
+    );
     eventually(
         "the import to be partly done",
         Duration::from_secs(120),
@@ -117,6 +124,11 @@ async fn ninety_days_of_ndjson_import_exactly_once_even_twice_or_killed() {
         },
     )
     .await;
+    let stopped = Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "stop the import");
     // While it runs, operators see it: `beacon lag` and /api/pipeline.
     beacon_ok(&pipeline.env, &["user", "operator", "truth@example.com"]);
     let lag: Value =
