@@ -216,7 +216,9 @@ impl Event {
         )?;
         for (key, value) in &self.props {
             required_text("props", key, MAX_PROP_KEY_LEN)?;
-            text(&format!("props.{key}"), value, MAX_PROP_VALUE_LEN)?;
+            // The field's name is built only for the error.
+            check_text(value, MAX_PROP_VALUE_LEN)
+                .map_err(|p| InvalidEvent::new(format!("props.{key}"), p))?;
         }
         for (field, value) in self.enrichment.fields() {
             if let Some(value) = value {

@@ -36,6 +36,10 @@ pub fn check_text(text: &str, max: usize) -> Result<(), TextProblem> {
     if text.len() > max {
         return Err(TextProblem::TooLong { max });
     }
+    // Almost all text is printable ASCII: a byte scan (vectorised) settles it without decoding.
+    if is_printable_ascii(text) {
+        return Ok(());
+    }
     match text.char_indices().find(|(_, c)| c.is_control()) {
         Some((at, c)) => Err(TextProblem::ControlCharacter {
             code: u32::from(c),
@@ -43,6 +47,12 @@ pub fn check_text(text: &str, max: usize) -> Result<(), TextProblem> {
         }),
         None => Ok(()),
     }
+}
+
+/// True when every byte is printable ASCII (space to `~`): no control character, C1 ones
+/// included (those take two bytes, the first 0xC2).
+fn is_printable_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// Like [`check_text`], and refuses the empty string.
@@ -57,7 +67,7 @@ pub fn check_required_text(text: &str, max: usize) -> Result<(), TextProblem> {
 /// string, a page title): each run of control characters becomes one space, then the ends are
 /// trimmed. Deterministic, so a replay of the same input stores the same text.
 pub fn without_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if is_printable_ascii(text) || !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
     let mut cleaned = String::with_capacity(text.len());
@@ -79,6 +89,24 @@ pub fn without_controls(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_unicode_on_every_character_below_0x100() {
+        for code in 0u32..0x100 {
+            let c = char::from_u32(code).expect("a character");
+            let text = format!("ab{c}cd");
+            assert_eq!(
+                check_text(&text, 100).is_ok(),
+                !c.is_control(),
+                "U+{code:04X}"
+            );
+            assert_eq!(
+                matches!(without_controls(&text), Cow::Borrowed(_)),
+                !c.is_control(),
+                "U+{code:04X}"
+            );
+        }
+    }
 
     #[test]
     fn control_characters_are_found_wherever_they_are() {
