@@ -39,6 +39,8 @@ impl PublishError {
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
+    /// The context's connection, kept to read its state (`Context::client` clones it each time).
+    client: async_nats::Client,
     topology: Topology,
 }
 
@@ -47,14 +49,18 @@ impl Publisher {
     pub fn new(client: async_nats::Client, topology: Topology, ack_timeout: Duration) -> Self {
         let js = jetstream::ContextBuilder::new()
             .timeout(ack_timeout)
-            .build(client);
-        Self { js, topology }
+            .build(client.clone());
+        Self {
+            js,
+            client,
+            topology,
+        }
     }
 
     /// False while the NATS connection is down: callers can refuse work at once instead of
     /// waiting for an ack timeout.
     pub fn is_connected(&self) -> bool {
-        self.js.client().connection_state() == async_nats::connection::State::Connected
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     pub fn topology(&self) -> &Topology {

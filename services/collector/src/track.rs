@@ -1,5 +1,6 @@
 //! `POST /track` and `POST /track/batch`: Beacon's own JSON events, validated field by field.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -187,7 +188,15 @@ fn validate(
     now_ms: i64,
     token_site: Option<&str>,
 ) -> Result<Hit, Refusal> {
-    let field = |name: &str| format!("{prefix}{name}");
+    // A single event's fields are named as they are; a batch item's after its index. Built
+    // only when a field is refused or for a batch, never for every field of a valid event.
+    let field = |name: &'static str| -> Cow<'static, str> {
+        if prefix.is_empty() {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(format!("{prefix}{name}"))
+        }
+    };
     let server_side = [
         body.id.is_some(),
         body.timestamp.is_some(),
@@ -308,9 +317,10 @@ pub fn props(
             format!("has more than {MAX_PROPS} properties"),
         ));
     }
+    let field = format!("{prefix}props");
     let mut props = BTreeMap::new();
     for (key, value) in raw {
-        if let Some(value) = prop(&format!("{prefix}props"), key, value)? {
+        if let Some(value) = prop(&field, key, value)? {
             props.insert(key.clone(), value);
         }
     }
