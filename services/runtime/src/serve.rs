@@ -59,9 +59,7 @@ pub async fn serve(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(axum::middleware::from_fn(
-            crate::http::close_after_refused_body,
-        ));
+        .layer(crate::http::CloseAfterRefusedBodyLayer);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
