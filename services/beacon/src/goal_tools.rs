@@ -10,10 +10,15 @@ pub async fn goal_add(config: &Config, domain: &str, goal: Goal) -> anyhow::Resu
     let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
     goal.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
     let pool = wiring::postgres(config).await?;
+    use beacon_store::goals::{Added, MAX_GOALS_PER_SITE};
     match beacon_store::goals::add(&pool, &domain, &goal).await? {
-        None => anyhow::bail!("--site {domain}: no such site (beacon site list)"),
-        Some(true) => println!("added goal {} to {domain}", goal.display_name()),
-        Some(false) => println!("{domain} has the goal {} already", goal.display_name()),
+        Added::NoSuchSite => anyhow::bail!("--site {domain}: no such site (beacon site list)"),
+        Added::Full => anyhow::bail!(
+            "--site {domain}: has {MAX_GOALS_PER_SITE} goals, the most a site has; delete one \
+             first (beacon goal list)"
+        ),
+        Added::Added => println!("added goal {} to {domain}", goal.display_name()),
+        Added::Existing => println!("{domain} has the goal {} already", goal.display_name()),
     }
     Ok(())
 }

@@ -6,6 +6,20 @@ use crate::postgres::Pool;
 
 /// Longest event name or page pattern a goal takes (the collector's own limits are shorter).
 pub const MAX_GOAL_VALUE: usize = 1000;
+/// Most goals a site has: every goal query reads them all and matches each against the rows,
+/// and the dashboard lists them; a script adding goals in a loop stops here.
+pub const MAX_GOALS_PER_SITE: i64 = 100;
+
+/// What [`add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Added,
+    /// The site has this goal already.
+    Existing,
+    /// The site has [`MAX_GOALS_PER_SITE`] goals: nothing was added.
+    Full,
+    NoSuchSite,
+}
 
 /// What completes a goal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,26 +77,47 @@ impl Goal {
     }
 }
 
-/// Adds a goal to the site `domain`: `Ok(false)` when the site has it already, `None` when there
-/// is no such site.
-pub async fn add(pool: &Pool, domain: &str, goal: &Goal) -> Result<Option<bool>, StoreError> {
+/// Adds a goal to the site `domain`, unless the site has it already or has
+/// [`MAX_GOALS_PER_SITE`] goals (counted under a lock on the site's row).
+pub async fn add(pool: &Pool, domain: &str, goal: &Goal) -> Result<Added, StoreError> {
     goal.validate().map_err(StoreError::Invalid)?;
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
+    let client = client.transaction().await?;
+    // The site's row locked: two adds at once cannot both take the last place.
     let Some(site) = client
-        .query_opt("SELECT id FROM sites WHERE domain = $1", &[&domain])
+        .query_opt(
+            "SELECT id FROM sites WHERE domain = $1 FOR UPDATE",
+            &[&domain],
+        )
         .await?
     else {
-        return Ok(None);
+        return Ok(Added::NoSuchSite);
     };
     let site_id: i64 = site.get(0);
     let inserted = client
         .execute(
-            "INSERT INTO goals (site_id, kind, value) VALUES ($1, $2, $3)
+            "INSERT INTO goals (site_id, kind, value)
+             SELECT $1, $2, $3
+             WHERE (SELECT count(*) FROM goals WHERE site_id = $1) < $4
              ON CONFLICT (site_id, kind, value) DO NOTHING",
+            &[&site_id, &goal.kind(), &goal.value(), &MAX_GOALS_PER_SITE],
+        )
+        .await?;
+    if inserted == 1 {
+        client.commit().await?;
+        return Ok(Added::Added);
+    }
+    let existing = client
+        .query_opt(
+            "SELECT 1 FROM goals WHERE site_id = $1 AND kind = $2 AND value = $3",
             &[&site_id, &goal.kind(), &goal.value()],
         )
         .await?;
-    Ok(Some(inserted == 1))
+    Ok(if existing.is_some() {
+        Added::Existing
+    } else {
+        Added::Full
+    })
 }
 
 /// The site's goals, events first, each kind by value.

@@ -79,6 +79,34 @@ async fn goals_are_added_listed_and_deleted_and_bad_ones_refused_by_flag() {
         ["File Download", "Visit /blog/*"]
     );
 
+    // A site holds at most 100 goals: filled up to the bound, the next one is refused and not
+    // kept, an existing one is still "already there", and deleting one makes room.
+    let pool = ns.pg().await;
+    pool.get()
+        .await
+        .expect("client")
+        .execute(
+            "INSERT INTO goals (site_id, kind, value)
+             SELECT s.id, 'event', 'Filler ' || n FROM sites s, generate_series(1, 97) n
+             WHERE s.domain = 'goals.test'",
+            &[],
+        )
+        .await
+        .expect("fill");
+    beacon_ok(&env, &with(&["add", "--event", "The hundredth"]));
+    let error = beacon_fails(&env, &with(&["add", "--event", "One too many"]));
+    assert!(
+        error.contains("100 goals") && error.contains("--site"),
+        "{error}"
+    );
+    let again = beacon_ok(&env, &with(&["add", "--event", "The hundredth"]));
+    assert!(again.contains("already"), "{again}");
+    let listed = beacon_ok(&env, &with(&["list"]));
+    assert_eq!(listed.lines().count(), 100, "{listed}");
+    assert!(!listed.contains("One too many"), "{listed}");
+    beacon_ok(&env, &with(&["delete", "--event", "Filler 1"]));
+    beacon_ok(&env, &with(&["add", "--event", "One too many"]));
+
     // A deleted site takes its goals with it: added again, it has none.
     beacon_ok(&env, &["site", "delete", "goals.test", "--yes"]);
     beacon_ok(&env, &["site", "add", "goals.test"]);
