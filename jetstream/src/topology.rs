@@ -108,6 +108,16 @@ pub enum TopologyError {
         stream: String,
         source: async_nats::jetstream::context::CreateStreamError,
     },
+    #[error(
+        "stream {stream} keeps {existing} replicas, BEACON_STREAM_REPLICAS asks for {wanted}: \
+         Beacon never changes a live stream's replicas (on nats-server 2.9 a stream scaled up in \
+         place lost acknowledged messages in leader elections); see the README, moving to a cluster"
+    )]
+    Replicas {
+        stream: String,
+        existing: usize,
+        wanted: usize,
+    },
     #[error("cannot look up stream {stream}: {source}")]
     GetStream {
         stream: String,
@@ -118,6 +128,14 @@ pub enum TopologyError {
         consumer: String,
         source: async_nats::jetstream::stream::ConsumerError,
     },
+}
+
+impl TopologyError {
+    /// False for a request NATS will refuse however often it is made (a change of replicas);
+    /// true for the rest (JetStream not up yet, a leader being elected).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, TopologyError::Replicas { .. })
+    }
 }
 
 /// Creates or updates both streams and both durable consumers. Safe to run any number of times,
@@ -194,15 +212,40 @@ pub async fn ensure_topology(
     Ok(())
 }
 
+/// Creates the stream, or updates the settings that may change; an existing stream keeps its
+/// replicas, and a different number asked for is an error rather than a scaling in place.
 async fn create_or_update_stream(
     js: &jetstream::Context,
     config: jetstream::stream::Config,
 ) -> Result<(), TopologyError> {
     let stream = config.name.clone();
+    match js.get_stream(&stream).await {
+        Ok(existing) => {
+            let existing = existing.cached_info().config.num_replicas.max(1);
+            if existing != config.num_replicas.max(1) {
+                return Err(TopologyError::Replicas {
+                    stream,
+                    existing,
+                    wanted: config.num_replicas,
+                });
+            }
+        }
+        Err(e) if is_not_found(&e) => {}
+        Err(source) => return Err(TopologyError::GetStream { stream, source }),
+    }
     js.create_or_update_stream(config)
         .await
         .map_err(|source| TopologyError::Stream { stream, source })?;
     Ok(())
+}
+
+fn is_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    matches!(
+        e.kind(),
+        GetStreamErrorKind::JetStream(ref error)
+            if error.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use beacon_jetstream::async_nats::jetstream;
 use beacon_jetstream::{Publisher, Topology, ensure_topology};
-use beacon_runtime::retry::{RetryPolicy, retry};
+use beacon_runtime::retry::{RetryPolicy, retry, retry_transient};
 use beacon_runtime::{Config, HttpLimits, Probe};
 use beacon_store::{Archive, LiveKeys, Pool};
 
@@ -21,13 +21,20 @@ pub fn topology(config: &Config) -> Topology {
 }
 
 pub async fn nats(config: &Config) -> anyhow::Result<async_nats::Client> {
-    let url = config.nats_url.clone();
+    // One server, or the servers of a cluster separated by commas: the client connects to one
+    // and moves to another when it goes away.
+    let servers = config
+        .nats_url
+        .split(',')
+        .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("BEACON_NATS_URL")?;
     retry("connecting to NATS", RetryPolicy::STARTUP, || {
         async_nats::ConnectOptions::new()
             .name("beacon")
             .connection_timeout(config.nats_timeout)
             .request_timeout(Some(config.nats_timeout))
-            .connect(url.clone())
+            .connect(servers.clone())
     })
     .await
     .with_context(|| {
@@ -47,13 +54,14 @@ pub async fn jetstream(
     let topology = topology(config);
     let settings = config.stream_settings();
     let policy = config.consumer_policy();
-    retry(
+    retry_transient(
         "ensuring the JetStream topology",
         RetryPolicy::STARTUP,
+        beacon_jetstream::TopologyError::is_transient,
         || ensure_topology(&js, &topology, &settings, &policy),
     )
     .await
-    .context("cannot create the JetStream streams and consumers (is JetStream enabled?)")?;
+    .context("cannot create the JetStream streams and consumers")?;
     Ok(js)
 }
 

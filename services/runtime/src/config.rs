@@ -12,7 +12,7 @@ use ipnet::IpNet;
 pub use crate::config_kinds::LogFormat;
 use crate::config_kinds::{
     ANY_SPAN, Addr, Count, LogFormats, Namespace, Networks, OptionalFile, Span, SpanOrForever,
-    TIMEOUT, Url, ValueKind,
+    TIMEOUT, Url, UrlList, ValueKind,
 };
 
 /// One variable and what is wrong with its value.
@@ -76,8 +76,8 @@ macro_rules! settings {
 }
 
 settings! {
-    nats_url: String = "BEACON_NATS_URL", "nats://127.0.0.1:4222", Url(&["nats", "tls", "ws", "wss"]), secret,
-        "NATS with JetStream";
+    nats_url: String = "BEACON_NATS_URL", "nats://127.0.0.1:4222", UrlList(&["nats", "tls", "ws", "wss"]), secret,
+        "NATS with JetStream; the servers of a cluster separated by commas";
     postgres_url: String = "BEACON_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres", Url(&["postgres", "postgresql"]), secret,
         "sites, salts, rollups";
     mongo_url: String = "BEACON_MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true", Url(&["mongodb", "mongodb+srv"]), secret,
@@ -102,6 +102,9 @@ settings! {
     /// Window in which JetStream drops a re-sent event id.
     stream_duplicate_window: Duration = "BEACON_STREAM_DUPLICATE_WINDOW", "1s", Span { nonzero: true, max: None },
         "JetStream drops an event re-sent with the same id within this window; the consumers count an id once however late it comes, so this only keeps immediate resends out of the stream. nats-server holds every id of the window in memory: 2 minutes made the collector's tail ten times longer (`bench/results/collector.md`)";
+    /// Copies of each stored event in a JetStream cluster.
+    stream_replicas: usize = "BEACON_STREAM_REPLICAS", "1", Count { min: 1, max: 5 },
+        "copies of the streams' messages in a JetStream cluster (1 on a single server, 3 in a cluster); taken when a stream is created: an existing stream's replicas are never changed in place (README: moving to a cluster)";
     /// Requests per second one client address may send to the collector; 0 = unlimited.
     rate_limit: u32 = "BEACON_RATE_LIMIT", "50", Count { min: 0, max: 1_000_000 },
         "collector requests per second per client address (bursts of twice that); `0` = no limit";
@@ -192,7 +195,7 @@ impl Config {
         beacon_jetstream::StreamSettings {
             max_age: self.stream_max_age,
             duplicate_window: self.stream_duplicate_window,
-            replicas: 1,
+            replicas: self.stream_replicas,
         }
     }
 
@@ -216,7 +219,21 @@ pub fn effective(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
 }
 
 /// `scheme://user:secret@host` → `scheme://user:***@host`.
-fn mask_password(url: &str) -> String {
+fn mask_password(value: &str) -> String {
+    // A list of servers: each URL masked on its own, when every item is one (a `,` inside a
+    // password makes an item that is not, and then the whole value is masked as one URL).
+    let items: Vec<&str> = value.split(',').collect();
+    if items.len() > 1 && items.iter().all(|item| item.contains("://")) {
+        return items
+            .iter()
+            .map(|item| mask_one_password(item))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    mask_one_password(value)
+}
+
+fn mask_one_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -412,5 +429,12 @@ mod tests {
             mask_password("postgres://me:a/b?c@d@db:5432/x?sslmode=require"),
             "postgres://me:***@db:5432/x?sslmode=require"
         );
+        // A list of servers keeps every server, each password masked; a `,` in a password
+        // leaves nothing of it shown either.
+        assert_eq!(
+            mask_password("nats://u:pw1@a:4222,nats://u:pw2@b:4222"),
+            "nats://u:***@a:4222,nats://u:***@b:4222"
+        );
+        assert_eq!(mask_password("nats://u:p,w@a:4222"), "nats://u:***@a:4222");
     }
 }

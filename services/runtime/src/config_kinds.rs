@@ -36,6 +36,26 @@ impl ValueKind for Url {
     }
 }
 
+/// One URL, or several separated by commas (the servers of a cluster), each with one of these
+/// schemes.
+pub struct UrlList(pub &'static [&'static str]);
+
+impl ValueKind for UrlList {
+    type Out = String;
+    fn parse(&self, raw: &str) -> Result<String, String> {
+        for url in raw.split(',') {
+            Url(self.0).parse(url.trim())?;
+        }
+        Ok(raw.to_string())
+    }
+    fn describe(&self) -> String {
+        format!(
+            "URL ({}), or several separated by commas",
+            self.0.join(", ")
+        )
+    }
+}
+
 /// An address to listen on, like `127.0.0.1:8080`.
 pub struct Addr;
 
@@ -232,6 +252,19 @@ impl ValueKind for LogFormats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_list_checks_every_url_in_it() {
+        let kind = UrlList(&["nats", "tls"]);
+        assert!(kind.parse("nats://a:4222").is_ok());
+        assert!(
+            kind.parse("nats://a:4222, tls://b:4222,nats://c:4222")
+                .is_ok()
+        );
+        let error = kind.parse("nats://a:4222,http://b:4222").unwrap_err();
+        assert!(error.contains("http://b:4222"), "{error}");
+        assert!(kind.parse("nats://a:4222,").is_err());
+    }
 
     #[test]
     fn timeouts_are_bounded_on_both_sides() {

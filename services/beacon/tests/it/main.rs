@@ -36,4 +36,5 @@ mod redis_down;
 mod replay;
 mod schemathesis;
 mod site_delete;
+mod stream_settings;
 mod truth_checks;
