@@ -134,7 +134,18 @@ impl TopologyError {
     /// False for a request NATS will refuse however often it is made (a change of replicas);
     /// true for the rest (JetStream not up yet, a leader being elected).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, TopologyError::Replicas { .. })
+        use async_nats::jetstream::ErrorCode;
+        use async_nats::jetstream::context::CreateStreamErrorKind;
+        match self {
+            TopologyError::Replicas { .. } => false,
+            // More than one replica asked of a server that is not in a cluster.
+            TopologyError::Stream { source, .. } => !matches!(
+                source.kind(),
+                CreateStreamErrorKind::JetStream(ref error)
+                    if error.error_code() == ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED
+            ),
+            _ => true,
+        }
     }
 }
 

@@ -35,6 +35,20 @@ async fn a_live_streams_replicas_stay_and_a_list_of_servers_is_taken() {
     env.insert("BEACON_STREAM_REPLICAS".into(), "1".into());
     beacon_ok(&env, &["migrate"]);
 
+    // Three replicas asked of a server that is in no cluster: NATS's refusal, at once (not
+    // after a minute of startup retries), for a namespace whose streams do not exist yet.
+    let fresh = Namespace::new("stream_settings_fresh");
+    let mut fresh_env = fresh.env();
+    fresh_env.insert("BEACON_STREAM_REPLICAS".into(), "3".into());
+    let started = std::time::Instant::now();
+    let error = beacon_fails(&fresh_env, &["migrate"]);
+    assert!(error.contains("non-clustered"), "{error}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused after {:?}: retried as if it could pass",
+        started.elapsed()
+    );
+
     // Every URL of the list is checked.
     env.insert(
         "BEACON_NATS_URL".into(),
