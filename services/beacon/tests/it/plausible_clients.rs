@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 
 use crate::dataset::{ExpectedVisit, Hit, generate, local_midnight, metrics};
 use crate::ground_truth::{Pipeline, send_hits, start_pipeline, wait_applied};
-use crate::truth_checks::{labeller, site_truth};
+use crate::truth_checks::{
+    conversion_rate, distinct_visitors, goal_of, labeller, reaches, site_truth,
+};
 
 fn client() -> String {
     std::env::var("BEACON_KCTL_PLAUSIBLE").unwrap_or_else(|_| {
@@ -91,6 +93,33 @@ fn kctl(pipeline: &Pipeline, args: &[&str]) -> Value {
 }
 
 /// The rows of a client answer, whether it prints `{"results": [...]}` or the bare list.
+/// kctl's `export json` of a breakdown by `property`: its answer, and its rows by their `key`.
+fn kctl_breakdown(
+    pipeline: &Pipeline,
+    site: &str,
+    property: &str,
+    metrics: &str,
+    key: &str,
+) -> (Value, BTreeMap<String, Value>) {
+    let answer = kctl(
+        pipeline,
+        &[
+            "export",
+            "json",
+            site,
+            "--property",
+            property,
+            "--metrics",
+            metrics,
+        ],
+    );
+    let exported = rows(&answer)
+        .into_iter()
+        .map(|r| (r[key].as_str().unwrap_or_default().to_string(), r))
+        .collect();
+    (answer, exported)
+}
+
 fn rows(answer: &Value) -> Vec<Value> {
     answer
         .get("results")
@@ -140,22 +169,8 @@ async fn a_third_party_plausible_client_reads_the_right_numbers() {
     let to = local_midnight(tz, today + Days::new(1)).timestamp_millis();
     let (hits, visits) = truth.in_range(from, to);
     for (property, key) in [("visit:source", "source"), ("event:page", "page")] {
-        let answer = kctl(
-            &pipeline,
-            &[
-                "export",
-                "json",
-                site,
-                "--property",
-                property,
-                "--metrics",
-                "visitors,pageviews",
-            ],
-        );
-        let exported: BTreeMap<String, Value> = rows(&answer)
-            .into_iter()
-            .map(|r| (r[key].as_str().unwrap_or_default().to_string(), r))
-            .collect();
+        let (answer, exported) =
+            kctl_breakdown(&pipeline, site, property, "visitors,pageviews", key);
         let mut expected: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
         match property {
             "event:page" => {
@@ -199,55 +214,32 @@ async fn a_third_party_plausible_client_reads_the_right_numbers() {
     // Goals and their conversion rates, through the same client's breakdown export: the goals
     // the pipeline configured (an event and a page pattern), nothing else (`pageview` and
     // `Scrolled` are event names, not goals).
-    let answer = kctl(
+    let (answer, exported) = kctl_breakdown(
         &pipeline,
-        &[
-            "export",
-            "json",
-            site,
-            "--property",
-            "event:goal",
-            "--metrics",
-            "visitors,events,conversion_rate",
-        ],
+        site,
+        "event:goal",
+        "visitors,events,conversion_rate",
+        "goal",
     );
-    let exported: BTreeMap<String, Value> = rows(&answer)
-        .into_iter()
-        .map(|r| (r["goal"].as_str().unwrap_or_default().to_string(), r))
-        .collect();
-    let counted: Vec<&Hit> = hits
-        .iter()
-        .copied()
-        .filter(|h| h.name != "engagement")
-        .collect();
-    let everyone: BTreeSet<usize> = counted.iter().map(|h| h.visitor).collect();
-    let mut by_goal: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
-    for h in &counted {
-        match h.name.as_str() {
-            "Signup" => by_goal.entry("Signup").or_default().push(h),
-            "pageview" if h.path.starts_with("/blog/") => {
-                by_goal.entry("Visit /blog/*").or_default().push(h)
-            }
-            _ => {}
+    let everyone = distinct_visitors(hits.iter().copied());
+    let mut by_goal: BTreeMap<String, Vec<&Hit>> = BTreeMap::new();
+    for h in hits.iter().copied() {
+        if let Some(goal) = goal_of(h) {
+            by_goal.entry(goal).or_default().push(h);
         }
     }
     assert_eq!(
-        exported.keys().map(String::as_str).collect::<Vec<_>>(),
-        by_goal.keys().copied().collect::<Vec<_>>(),
+        exported.keys().collect::<Vec<_>>(),
+        by_goal.keys().collect::<Vec<_>>(),
         "{answer}"
     );
     for (goal, group) in &by_goal {
-        let converted: BTreeSet<usize> = group.iter().map(|h| h.visitor).collect();
-        let rate = converted.len() as f64 * 100.0 / everyone.len() as f64;
+        let converted = distinct_visitors(hits.iter().copied().filter(|h| reaches(h, goal)));
+        assert_eq!(exported[goal]["visitors"], json!(converted), "{goal}");
+        assert_eq!(exported[goal]["events"], json!(group.len()), "{goal}");
         assert_eq!(
-            exported[*goal]["visitors"],
-            json!(converted.len()),
-            "{goal}"
-        );
-        assert_eq!(exported[*goal]["events"], json!(group.len()), "{goal}");
-        assert_eq!(
-            exported[*goal]["conversion_rate"],
-            json!((rate * 100.0).round() / 100.0),
+            exported[goal]["conversion_rate"],
+            conversion_rate(converted, everyone),
             "{goal}: {answer}"
         );
     }

@@ -151,7 +151,7 @@ fn aggregate_values(body: &Value) -> Value {
 
 /// The goal a hit completes among those the ground-truth pipeline configures: the event
 /// `Signup`, and page views of `/blog/*` (named `Visit /blog/*`).
-fn goal_of(h: &Hit) -> Option<String> {
+pub(crate) fn goal_of(h: &Hit) -> Option<String> {
     match h.name.as_str() {
         "Signup" => Some("Signup".into()),
         "pageview" if h.path.starts_with("/blog/") => Some("Visit /blog/*".into()),
@@ -162,7 +162,7 @@ fn goal_of(h: &Hit) -> Option<String> {
 /// Whether a hit counts its visitor for `goal`: as [`goal_of`], except that a page goal counts the
 /// visitors of every event on its pages, as Beacon reads them from the page rows (ARCHITECTURE.md,
 /// "what is approximate": a custom event on a blog page in another hour than its page view).
-fn reaches(h: &Hit, goal: &str) -> bool {
+pub(crate) fn reaches(h: &Hit, goal: &str) -> bool {
     match goal {
         "Visit /blog/*" => h.name != "engagement" && h.path.starts_with("/blog/"),
         _ => goal_of(h).as_deref() == Some(goal),
@@ -170,7 +170,7 @@ fn reaches(h: &Hit, goal: &str) -> bool {
 }
 
 /// Distinct visitors among hits, engagement pings aside (they make no visitor of a row).
-fn distinct_visitors<'a>(hits: impl Iterator<Item = &'a Hit>) -> usize {
+pub(crate) fn distinct_visitors<'a>(hits: impl Iterator<Item = &'a Hit>) -> usize {
     hits.filter(|h| h.name != "engagement")
         .map(|h| h.visitor)
         .collect::<BTreeSet<_>>()
@@ -178,7 +178,7 @@ fn distinct_visitors<'a>(hits: impl Iterator<Item = &'a Hit>) -> usize {
 }
 
 /// Plausible's conversion rate: a percentage with two decimals, 0 without visitors.
-fn conversion_rate(converted: usize, visitors: usize) -> Value {
+pub(crate) fn conversion_rate(converted: usize, visitors: usize) -> Value {
     if visitors == 0 {
         return json!(0.0);
     }
