@@ -53,7 +53,8 @@ impl Goal {
     }
 
     /// Checks the value a command line or form gave: a page pattern starts with `/`; neither is
-    /// empty, over [`MAX_GOAL_VALUE`] bytes, or holds a control character.
+    /// blank, and both keep the envelope's text rules ([`beacon_schemas::text`]) within
+    /// [`MAX_GOAL_VALUE`] bytes.
     pub fn validate(&self) -> Result<(), String> {
         let (field, value) = match self {
             Goal::Event(v) => ("event", v),
@@ -62,12 +63,9 @@ impl Goal {
         if value.trim().is_empty() {
             return Err(format!("{field}: must not be empty"));
         }
-        if value.len() > MAX_GOAL_VALUE {
-            return Err(format!("{field}: longer than {MAX_GOAL_VALUE} bytes"));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(format!("{field}: holds a control character"));
-        }
+        // The rules every stored text keeps (no control character, bounded).
+        beacon_schemas::text::check_text(value, MAX_GOAL_VALUE)
+            .map_err(|problem| format!("{field}: {problem}"))?;
         if matches!(self, Goal::Page(_)) && !value.starts_with('/') {
             return Err(format!(
                 "{field}: a path starts with `/` (e.g. /pricing or /blog/*)"
