@@ -1,13 +1,13 @@
 //! `beacon goal add|list|delete`: a site's goals, kept in PostgreSQL and read by the API.
 
-use beacon_pipeline::domain::normalize_domain;
 use beacon_runtime::Config;
 use beacon_store::goals::Goal;
 
+use crate::tools::site_option;
 use crate::wiring;
 
 pub async fn goal_add(config: &Config, domain: &str, goal: Goal) -> anyhow::Result<()> {
-    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let domain = site_option(domain)?;
     goal.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
     let pool = wiring::postgres(config).await?;
     use beacon_store::goals::{Added, MAX_GOALS_PER_SITE};
@@ -24,7 +24,7 @@ pub async fn goal_add(config: &Config, domain: &str, goal: Goal) -> anyhow::Resu
 }
 
 pub async fn goal_list(config: &Config, domain: &str, json: bool) -> anyhow::Result<()> {
-    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let domain = site_option(domain)?;
     let pool = wiring::postgres(config).await?;
     if beacon_store::sites::find(&pool, &domain).await?.is_none() {
         anyhow::bail!("--site {domain}: no such site (beacon site list)");
@@ -50,7 +50,7 @@ pub async fn goal_list(config: &Config, domain: &str, json: bool) -> anyhow::Res
 }
 
 pub async fn goal_delete(config: &Config, domain: &str, goal: Goal) -> anyhow::Result<()> {
-    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let domain = site_option(domain)?;
     let pool = wiring::postgres(config).await?;
     if !beacon_store::goals::delete(&pool, &domain, &goal).await? {
         anyhow::bail!(

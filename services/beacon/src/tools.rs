@@ -247,9 +247,14 @@ pub async fn compact(config: &Config, older_than: std::time::Duration) -> anyhow
     Ok(())
 }
 
+/// A `--site` option's domain, normalised as sites are stored.
+pub fn site_option(domain: &str) -> anyhow::Result<String> {
+    normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))
+}
+
 /// Prints a new ingest token for the site, alone on stdout.
 pub async fn token_create(config: &Config, domain: &str) -> anyhow::Result<()> {
-    let domain = normalize_domain(domain).map_err(|e| anyhow::anyhow!("--site '{domain}' {e}"))?;
+    let domain = site_option(domain)?;
     let pool = wiring::postgres(config).await?;
     let token = beacon_store::ingest_tokens::create(&pool, &domain)
         .await?
