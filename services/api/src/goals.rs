@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::filters::GOAL;
-use crate::report::{Filter, Group};
+use crate::report::{Filter, Group, Metric};
 use crate::rollup_query::{ValueMatch, glob_to_like};
 
 /// The rollup filter that selects a goal's completions.
@@ -92,6 +92,14 @@ pub fn conversion_rate(converted: &Group, total: &Group) -> Value {
     }
     let rate = converted.visitors() as f64 * 100.0 / total as f64;
     json!((rate * 100.0).round() / 100.0)
+}
+
+/// `metric` of `group`: `conversion_rate` as a share of `base`'s visitors, the others its own.
+pub fn metric_value(metric: Metric, group: &Group, base: &Group) -> Value {
+    match metric {
+        Metric::ConversionRate => conversion_rate(group, base),
+        metric => group.value(metric),
+    }
 }
 
 /// The group of one goal's completions: a page goal's conversions are page views.

@@ -215,6 +215,28 @@ impl Request {
         self.metrics.contains(&Metric::ConversionRate)
     }
 
+    /// `conversion_rate` is defined for a goal: without an `event:goal` filter, a `400`.
+    fn check_conversion_rate_has_goal(&self) -> Result<(), ApiError> {
+        if self.wants_conversion_rate() && self.goal_filter.is_none() {
+            return Err(goals::needs_goal());
+        }
+        Ok(())
+    }
+
+    /// The whole of `scope` as [`Self::base_visitors`] counts it when a conversion rate is asked
+    /// for; an empty group otherwise (nothing is read).
+    async fn base_total(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        scope: Scope<'_>,
+    ) -> Result<Group, ApiError> {
+        if !self.wants_conversion_rate() {
+            return Ok(Group::default());
+        }
+        let groups = self.base_visitors(client, scope, Grouping::None).await?;
+        Ok(groups.into_values().next().unwrap_or_default())
+    }
+
     /// The visitors of `scope` without its goal filter, imports added where asked: what a
     /// conversion rate is a share of.
     async fn base_visitors(
@@ -400,9 +422,7 @@ pub async fn aggregate(
             )));
         }
     };
-    if req.wants_conversion_rate() && req.goal_filter.is_none() {
-        return Err(goals::needs_goal());
-    }
+    req.check_conversion_rate_has_goal()?;
     let key = format!("aggregate|{}|{compare}", req.cache_key());
     let counted = req.counted_metrics();
     let value = cached(&state, &req.site.domain, &key, || async {
@@ -427,12 +447,7 @@ pub async fn aggregate(
                     .await?;
                 let total = req.filtered(groups.into_values().next().unwrap_or_default());
                 // What a conversion rate is a share of: the same period without the goal.
-                let base = if req.wants_conversion_rate() {
-                    let groups = req.base_visitors(client, scope, Grouping::None).await?;
-                    groups.into_values().next().unwrap_or_default()
-                } else {
-                    Group::default()
-                };
+                let base = req.base_total(client, scope).await?;
                 Ok::<(Group, Group, Imports), ApiError>((total, base, imports))
             }
         };
@@ -444,17 +459,13 @@ pub async fn aggregate(
         } else {
             None
         };
-        let value_of = |metric, group: &Group, base: &Group| match metric {
-            Metric::ConversionRate => goals::conversion_rate(group, base),
-            metric => group.value(metric),
-        };
         let results = req
             .metrics
             .iter()
             .map(|&metric| {
-                let value = value_of(metric, &current, &current_base);
+                let value = goals::metric_value(metric, &current, &current_base);
                 let change = previous.as_ref().map(|(previous, base)| {
-                    percent_change(metric, &value_of(metric, previous, base), &value)
+                    percent_change(metric, &goals::metric_value(metric, previous, base), &value)
                 });
                 (metric.name().to_string(), AggregateValue { value, change })
             })
@@ -522,9 +533,7 @@ pub async fn timeseries(
     let req = resolve(&state, &owner, &params, false).await?;
     let interval = parse_interval(interval.interval.as_deref(), req.range.interval)?;
     check_series_length(&req.range, interval).map_err(|e| ApiError::bad_request(e.0))?;
-    if req.wants_conversion_rate() && req.goal_filter.is_none() {
-        return Err(goals::needs_goal());
-    }
+    req.check_conversion_rate_has_goal()?;
     let key = format!("timeseries|{}|{interval:?}", req.cache_key());
     let value = cached(&state, &req.site.domain, &key, || async {
         let mut client = state.pool.get().await.map_err(ApiError::unavailable)?;
@@ -545,20 +554,20 @@ pub async fn timeseries(
         };
         let bases: BTreeMap<NaiveDateTime, Group> =
             series(&bases, &req.range, interval).into_iter().collect();
+        let no_base = Group::default();
         let results = series(&groups, &req.range, interval)
             .into_iter()
             .map(|(t, group)| {
                 let group = req.filtered(group);
+                let base = bases.get(&t).unwrap_or(&no_base);
                 let mut metrics = BTreeMap::new();
                 for &metric in &req.metrics {
                     let empty = matches!(metric, Metric::BounceRate | Metric::VisitDuration)
                         && !group.has_visits();
                     let value = if empty {
                         Value::Null
-                    } else if metric == Metric::ConversionRate {
-                        goals::conversion_rate(&group, &bases.get(&t).cloned().unwrap_or_default())
                     } else {
-                        group.value(metric)
+                        goals::metric_value(metric, &group, base)
                     };
                     metrics.insert(metric.name().to_string(), value);
                 }
@@ -681,11 +690,10 @@ pub async fn breakdown(
                 let mut row = BTreeMap::new();
                 row.insert(key.to_string(), json!(display_value(&property, &value)));
                 for &metric in &req.metrics {
-                    let value = match metric {
-                        Metric::ConversionRate => goals::conversion_rate(&group, &base),
-                        metric => group.value(metric),
-                    };
-                    row.insert(metric.name().to_string(), value);
+                    row.insert(
+                        metric.name().to_string(),
+                        goals::metric_value(metric, &group, &base),
+                    );
                 }
                 row
             })
@@ -735,14 +743,7 @@ async fn goal_groups(
             goals::completions(goal, group),
         );
     }
-    let base = if req.wants_conversion_rate() {
-        let groups = req
-            .base_visitors(client, req.scope(), Grouping::None)
-            .await?;
-        groups.into_values().next().unwrap_or_default()
-    } else {
-        Group::default()
-    };
+    let base = req.base_total(client, req.scope()).await?;
     Ok((groups, imports, base))
 }
 
